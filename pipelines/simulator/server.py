@@ -1,0 +1,219 @@
+"""The simulated Trigg Integrations API over real HTTP on 127.0.0.1.
+
+It behaves like the real service as far as it is known: `x-api-key` is checked (401 with the API's
+error body otherwise), the `since` segment is parsed (400 for a malformed one), an empty segment
+means one day back, and the response shape is selectable. Faults for the next requests (status
+codes, `Retry-After`, delays, a body cut off mid-way, a non-JSON body) are queued with `inject`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pipelines.simulator.data import CustomerStore, SimulatedCustomer
+
+DEMO_API_KEY = "demo-key"
+SINCE_FORMAT = "%Y%m%dT%H%M"
+ROUTE = re.compile(r"^(?:/v4)?/customers/changed/?(?P<since>[^/?]*)$")
+
+Shape = Literal["array", "object", "object-customers", "single"]
+SHAPES: tuple[Shape, ...] = ("array", "object", "object-customers", "single")
+
+
+@dataclass
+class Fault:
+    """What the next request gets instead of a normal answer."""
+
+    status: int = 200
+    retry_after: str | None = None
+    delay_seconds: float = 0.0
+    cut_at_fraction: float | None = None
+    """Send this share of the body, then close the connection."""
+    body: bytes | None = None
+    content_type: str = "application/json"
+
+
+@dataclass
+class RequestRecord:
+    path: str
+    since: str
+    status: int
+    api_key_sent: bool
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def error_body(code: int, message: str, detail: str | list[str]) -> bytes:
+    """The API's one error shape: `code` as a string, detail as a string or a list."""
+    return json.dumps(
+        {"code": str(code), "message": message, "detailedErrorMessage": detail}
+    ).encode()
+
+
+class TriggSimulator:
+    """A seeded Trigg service: start it, point the pipeline at `base_url`, change customers."""
+
+    def __init__(
+        self,
+        customers: int = 200,
+        seed: int = 42,
+        api_key: str = DEMO_API_KEY,
+        timezone: str = "Europe/Oslo",
+        shape: Shape = "array",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.zone = ZoneInfo(timezone)
+        self.clock = clock or (lambda: datetime.now(self.zone).replace(tzinfo=None))
+        self.store = CustomerStore(customers, seed, self.clock)
+        self.api_key = api_key
+        self.shape: Shape = shape
+        self.gzip = False
+        self.faults: deque[Fault] = deque()
+        self.requests: list[RequestRecord] = []
+        self.fixed_body: bytes | None = None
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- the service's behaviour ------------------------------------------------------------
+
+    def inject(self, fault: Fault, times: int = 1) -> None:
+        """Queue `fault` for the next `times` requests."""
+        self.faults.extend(fault for _ in range(times))
+
+    def change(self, count: int) -> list[str]:
+        """Let `count` customers change now; returns their ids."""
+        return self.store.change(count)
+
+    def served(self, since: datetime) -> list[SimulatedCustomer]:
+        return self.store.changed_since(since)
+
+    def render(self, customers: list[SimulatedCustomer]) -> bytes:
+        envelopes = [customer.envelope() for customer in customers]
+        body: Any
+        if self.shape == "array":
+            body = envelopes
+        elif self.shape == "object":
+            body = {"data": envelopes}
+        elif self.shape == "object-customers":
+            body = {"data": [{**e["data"], "metaData": e["metaData"]} for e in envelopes]}
+        elif len(envelopes) == 1:
+            body = envelopes[0]
+        elif not envelopes:
+            body = []
+        else:
+            raise ValueError("the 'single' shape serves one customer at a time")
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    def parse_since(self, segment: str) -> datetime | None:
+        if segment == "":
+            return self.clock() - timedelta(days=1)
+        if not re.fullmatch(r"\d{8}T\d{4}", segment):
+            return None
+        try:
+            return datetime.strptime(segment, SINCE_FORMAT)
+        except ValueError:
+            return None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> TriggSimulator:
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server.daemon_threads = True
+        self._server.simulator = self  # type: ignore[attr-defined]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the simulator first"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v4"
+
+    def __enter__(self) -> TriggSimulator:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TriggSimulator/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read `requests`
+        pass
+
+    def do_GET(self) -> None:
+        simulator: TriggSimulator = self.server.simulator  # type: ignore[attr-defined]
+        route = ROUTE.match(self.path)
+        since_segment = route.group("since") if route else ""
+        key_sent = "x-api-key" in self.headers
+        status, body, headers = self._answer(simulator, route, since_segment)
+        simulator.requests.append(
+            RequestRecord(self.path, since_segment, status, key_sent, dict(self.headers.items()))
+        )
+        self._send(status, body, headers)
+
+    def _answer(
+        self, simulator: TriggSimulator, route: re.Match[str] | None, since_segment: str
+    ) -> tuple[int, bytes, dict[str, str]]:
+        if route is None:
+            return 404, error_body(404, "Not Found", f"No route for {self.path}"), {}
+        if self.headers.get("x-api-key") != simulator.api_key:
+            return 401, error_body(401, "Unauthorized", "Missing or invalid API key"), {}
+        fault = simulator.faults.popleft() if simulator.faults else None
+        if fault is not None:
+            time.sleep(fault.delay_seconds)
+            if fault.status != 200 or fault.body is not None:
+                headers = {"Content-Type": fault.content_type}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = fault.retry_after
+                body = fault.body
+                if body is None:
+                    body = error_body(fault.status, "Simulated fault", "Injected by the test")
+                return fault.status, body, headers
+        since = simulator.parse_since(since_segment)
+        if since is None:
+            detail = [f"Invalid timestamp '{since_segment}'", "Expected format yyyyMMddTHHmm"]
+            return 400, error_body(400, "Bad Request", detail), {}
+        body = simulator.fixed_body or simulator.render(simulator.served(since))
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        if simulator.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        if fault is not None and fault.cut_at_fraction is not None:
+            headers["X-Cut-At"] = str(int(len(body) * fault.cut_at_fraction))
+        return 200, body, headers
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        cut_at = headers.pop("X-Cut-At", None)
+        self.send_response(status)
+        headers.setdefault("Content-Type", "application/json")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if cut_at is None:
+            self.wfile.write(body)
+            return
+        self.wfile.write(body[: int(cut_at)])
+        self.wfile.flush()
+        self.close_connection = True

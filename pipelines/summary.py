@@ -1,0 +1,52 @@
+"""What one run did, in a form for people (the default) and for machines (`as_dict`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class RunSummary:
+    warehouse: str
+    since: str
+    """The `since` segment that was sent to the API."""
+    cursor_before: datetime | None
+    cursor_after: datetime | None
+    customers_received: int = 0
+    rows_per_table: dict[str, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+    load_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Things the operator should know that did not fail the run."""
+
+    def as_dict(self) -> dict[str, Any]:
+        summary = asdict(self)
+        for key in ("cursor_before", "cursor_after"):
+            summary[key] = _iso(summary[key])
+        return summary
+
+    def render(self) -> str:
+        cursor_moved = "" if self.cursor_after != self.cursor_before else " (unchanged)"
+        lines = [
+            f"trigg run: {self.customers_received} customers received,"
+            f" loaded into {self.warehouse} in {self.duration_seconds:.1f} s",
+            f"  since asked   {self.since}",
+            f"  cursor        {_iso(self.cursor_before) or 'none'}"
+            f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",
+            "  rows written  " + (_rows(self.rows_per_table) or "none"),
+        ]
+        lines.extend(f"  note          {note}" for note in self.notes)
+        return "\n".join(lines)
+
+
+def _rows(rows_per_table: dict[str, int]) -> str:
+    width = max((len(table) for table in rows_per_table), default=0)
+    return "\n                ".join(
+        f"{table:<{width}}  {count:>8,}" for table, count in rows_per_table.items()
+    ).lstrip()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

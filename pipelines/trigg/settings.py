@@ -1,0 +1,90 @@
+"""Every setting of the Trigg source, its default, and the names it is known by.
+
+Values are resolved the dlt way (env vars, `.dlt/config.toml`, `.dlt/secrets.toml`) under
+`sources.trigg.*`; the defaults live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import dlt
+from dlt.common.configuration import configspec
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.resolve import resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+from dlt.common.typing import TSecretStrValue
+
+from pipelines.trigg.errors import ConfigError
+
+SOURCE_NAME: Final = "trigg"
+PIPELINE_NAME: Final = "trigg_customers"
+DATASET_NAME: Final = "trigg"
+RESOURCE_NAME: Final = "customers"
+
+PRODUCTION_BASE_URL: Final = "https://api.oculos.no/v4"
+STAGING_BASE_URL: Final = "https://api.staging.oculos.no/v4"
+CHANGED_CUSTOMERS_PATH: Final = "/customers/changed/{since}"
+API_KEY_HEADER: Final = "x-api-key"
+
+DEFAULT_TIMEZONE: Final = "Europe/Oslo"
+DEFAULT_LOOKBACK_MINUTES: Final = 10
+DEFAULT_INITIAL_SINCE_DAYS: Final = 1
+"""With no `initial_since`, a first run asks for one day back: the API's own default."""
+DEFAULT_REQUEST_TIMEOUT_SECONDS: Final = 300.0
+DEFAULT_DUCKDB_FILE: Final = "trigg.duckdb"
+
+
+def env_var(key: str) -> str:
+    """The environment variable dlt reads for `sources.trigg.<key>`."""
+    return f"SOURCES__{SOURCE_NAME.upper()}__{key.upper()}"
+
+
+@configspec
+class TriggSettings(BaseConfiguration):
+    """The `sources.trigg` section of the configuration."""
+
+    base_url: str = None
+    api_key: TSecretStrValue = None
+    timezone: str = DEFAULT_TIMEZONE
+    lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
+    initial_since: str | None = None
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+
+
+def load_settings() -> TriggSettings:
+    """Resolve `sources.trigg.*`; a missing required key names the env var to set."""
+    try:
+        settings = resolve_configuration(TriggSettings(), sections=("sources", SOURCE_NAME))
+    except ConfigFieldMissingException as missing:
+        fields = ", ".join(env_var(field) for field in missing.fields)
+        raise ConfigError(
+            f"missing configuration: set {fields} (or sources.{SOURCE_NAME}.* in .dlt/)"
+        ) from None
+    validate_settings(settings)
+    return settings
+
+
+def validate_settings(settings: TriggSettings) -> None:
+    """Reject values that would only fail later, less clearly."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{env_var('base_url')} must be an http(s) URL such as {PRODUCTION_BASE_URL}"
+        )
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{env_var('timezone')}={settings.timezone!r} is not a known time zone;"
+            f" use an IANA name such as {DEFAULT_TIMEZONE}"
+        ) from None
+    if settings.lookback_minutes < 0:
+        raise ConfigError(f"{env_var('lookback_minutes')} must be zero or more minutes")
+
+
+def duckdb_location() -> str:
+    """The DuckDB file: dlt's `DESTINATION__DUCKDB__CREDENTIALS` or `trigg.duckdb` here."""
+    configured = dlt.config.get("destination.duckdb.credentials")
+    return str(configured) if configured else DEFAULT_DUCKDB_FILE
