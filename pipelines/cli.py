@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -58,8 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_project_settings_from_anywhere() -> None:
+    """Cron does not `cd`: without a `.dlt/` here, read the checkout's own `.dlt/` settings."""
+    if "DLT_PROJECT_DIR" in os.environ or Path(".dlt").is_dir():
+        return
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / ".dlt").is_dir():
+        os.environ["DLT_PROJECT_DIR"] = str(checkout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_project_settings_from_anywhere()
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     if not args.verbose:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
@@ -99,7 +110,9 @@ def _run(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from pipelines.demo import DEMO_WAREHOUSE, run_demo
 
-    run_demo(customers=args.customers, changes=args.changes, warehouse=args.warehouse or DEMO_WAREHOUSE)
+    run_demo(
+        customers=args.customers, changes=args.changes, warehouse=args.warehouse or DEMO_WAREHOUSE
+    )
     return EXIT_OK
 
 
@@ -112,8 +125,12 @@ def _simulator(args: argparse.Namespace) -> int:
     except OSError as busy:
         from pipelines.trigg.errors import TriggError
 
-        raise TriggError(f"cannot listen on 127.0.0.1:{args.port} ({busy.strerror}); try --port") from None
-    print(f"Simulated Trigg API: {simulator.base_url}  ({args.customers} customers, seed {args.seed})")
+        raise TriggError(
+            f"cannot listen on 127.0.0.1:{args.port} ({busy.strerror}); try --port"
+        ) from None
+    print(
+        f"Simulated Trigg API: {simulator.base_url}  ({args.customers} customers, seed {args.seed})"
+    )
     print(f"Demo API key:        {simulator.api_key}")
     print("Point the pipeline at it:")
     print(f"  export SOURCES__TRIGG__BASE_URL={simulator.base_url}")

@@ -73,7 +73,7 @@ def run_demo(
         connection.execute(f"set schema '{DATASET_NAME}'")
         for title, sql in EXAMPLE_QUERIES:
             echo(f"-- {title}\n{connection.sql(sql)}")
-    echo(f"Explore it yourself: duckdb {warehouse} -c \"select * from {DATASET_NAME}.customers\"")
+    echo(f'Explore it yourself: duckdb {warehouse} -c "select * from {DATASET_NAME}.customers"')
     return [initial, incremental]
 
 

@@ -19,6 +19,7 @@ import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.duckdb_catalog import qualify_colliding_catalogs
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, trigg_source
 from pipelines.trigg.errors import TriggError
@@ -34,6 +35,7 @@ class LoadError(TriggError):
 def make_pipeline(warehouse: str) -> dlt.Pipeline:
     """The `trigg_customers` pipeline loading into the DuckDB file `warehouse`."""
     location = os.path.abspath(warehouse)
+    qualify_colliding_catalogs()
     key = hashlib.sha256(location.encode()).hexdigest()[:16]
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
@@ -99,10 +101,28 @@ def _failures_explained(warehouse: str) -> Iterator[None]:
         yield
     except PipelineStepFailed as failure:
         cause = failure.exception
-        if isinstance(cause, TriggError):
-            raise cause from failure
+        reason = _trigg_error_within(failure)
+        if reason is not None:
+            raise reason from failure
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         raise LoadError(
             f"the {failure.step} step failed for {warehouse}"
             f" ({type(cause).__name__}: {detail}); run again to retry"
         ) from failure
+
+
+def _trigg_error_within(failure: BaseException) -> TriggError | None:
+    """Our own error, wherever dlt wrapped it (step failure, resource extraction error, ...)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [failure]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, TriggError):
+            return current
+        seen.add(id(current))
+        pending.extend(
+            [getattr(current, "exception", None), current.__cause__, current.__context__]
+        )
+    return None

@@ -3,4 +3,11 @@
 from pipelines.simulator.data import CustomerStore, SimulatedCustomer
 from pipelines.simulator.server import DEMO_API_KEY, SHAPES, Fault, TriggSimulator
 
-__all__ = ["DEMO_API_KEY", "SHAPES", "CustomerStore", "Fault", "SimulatedCustomer", "TriggSimulator"]
+__all__ = [
+    "DEMO_API_KEY",
+    "SHAPES",
+    "CustomerStore",
+    "Fault",
+    "SimulatedCustomer",
+    "TriggSimulator",
+]

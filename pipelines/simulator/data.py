@@ -13,8 +13,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from faker import Faker
 
@@ -57,7 +58,8 @@ class CustomerGenerator:
     """Builds customers from a seed: pools of Norwegian names and places from Faker, then cheap
     random choices, so that a hundred thousand customers take seconds, not minutes."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, zone: ZoneInfo) -> None:
+        self.zone = zone
         self.rng = random.Random(seed)
         fake = Faker("no_NO")
         fake.seed_instance(seed)
@@ -66,6 +68,11 @@ class CustomerGenerator:
         self.streets = [fake.street_address() for _ in range(300)]
         self.places = [(fake.postcode(), fake.city()) for _ in range(120)]
         self.mail_domains = ("gmail.com", "hotmail.com", "online.no", "outlook.com", "icloud.com")
+
+    def utc(self, wall: datetime) -> str:
+        """A naive wall-clock time of the API's zone, written as the API writes UTC: with `Z`."""
+        instant = wall.replace(tzinfo=self.zone).astimezone(UTC)
+        return instant.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4)).upper()
@@ -111,7 +118,9 @@ class CustomerGenerator:
         }
         self.set_points(data, active=rng.randrange(0, 3000), pending=rng.randrange(0, 500))
         updated = now - timedelta(seconds=rng.randrange(60, 20 * 3600))
-        return SimulatedCustomer(data, created.replace(microsecond=0), updated.replace(microsecond=0))
+        return SimulatedCustomer(
+            data, created.replace(microsecond=0), updated.replace(microsecond=0)
+        )
 
     def set_points(self, data: dict[str, Any], active: int, pending: int) -> None:
         """Keep the spec's identities: points = active + pending = total - expired."""
@@ -145,7 +154,7 @@ class CustomerGenerator:
         name, value_type, value = rng.choice(PROMOTIONS)
         valid_from = now - timedelta(days=rng.randrange(0, 60))
         limit = rng.randint(1, 5)
-        return {
+        promotion: dict[str, Any] = {
             "id": self.uuid(),
             "type": "Promotion",
             "name": name,
@@ -154,8 +163,8 @@ class CustomerGenerator:
             "terms": "Valid for members in participating stores",
             "urlLink": f"https://trigg.example/promotions/{rng.randrange(10**6)}",
             "urlImage": f"https://cdn.oculos.no/img{rng.randrange(100):02d}.png",
-            "validFrom": valid_from.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-            "validTo": (valid_from + timedelta(days=90)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "validFrom": self.utc(valid_from),
+            "validTo": self.utc(valid_from + timedelta(days=90)),
             "validTimeFrom": "08:00:00",
             "validTimeTo": "20:00:00",
             "unlimitedRedemption": False,
@@ -163,8 +172,12 @@ class CustomerGenerator:
             "redemptionCount": 0,
             "productsIncluded": [
                 # typed string, example the number 123
-                {"id": rng.randrange(1000, 9999) if rng.random() < 0.5 else str(rng.randrange(1000, 9999)),
-                 "type": "EAN"}
+                {
+                    "id": rng.randrange(1000, 9999)
+                    if rng.random() < 0.5
+                    else str(rng.randrange(1000, 9999)),
+                    "type": "EAN",
+                }
                 for _ in range(rng.randint(0, 3))
             ],
             "productsExcluded": [
@@ -172,7 +185,10 @@ class CustomerGenerator:
                 for _ in range(rng.choice((0, 0, 1)))
             ],
             "storesIncluded": rng.sample(STORES, rng.randint(0, 3)),
-            "affiliate": {"id": self.uuid(), "name": rng.choice(("Kaffebrenneriet", "Sample Affiliate"))},
+            "affiliate": {
+                "id": self.uuid(),
+                "name": rng.choice(("Kaffebrenneriet", "Sample Affiliate")),
+            },
             "redemptionChannels": [
                 {
                     "type": channel,
@@ -184,6 +200,21 @@ class CustomerGenerator:
             ],
             "redemptionHistory": [],
         }
+        for _ in range(rng.choice((0, 0, 0, 1, 1, 2))):
+            if promotion["redemptionCount"] < limit:
+                redeemed_at = valid_from + timedelta(hours=rng.randrange(1, 24 * 30))
+                self.redeem(promotion, min(redeemed_at, now))
+        return promotion
+
+    def redeem(self, promotion: dict[str, Any], at: datetime) -> None:
+        promotion["redemptionCount"] += 1
+        promotion["redemptionHistory"].append(
+            {
+                "storeId": self.rng.choice(STORES),
+                "receiptId": self.uuid(),
+                "redeemDateTime": self.utc(at),
+            }
+        )
 
     def consent(self, consent_id: str, name: str, created: datetime) -> dict[str, Any]:
         return {
@@ -198,10 +229,10 @@ class CustomerStore:
     """The simulated service's current state, safe to read while the change model writes."""
 
     def __init__(
-        self, customers: int, seed: int, clock: Callable[[], datetime]
+        self, customers: int, seed: int, clock: Callable[[], datetime], zone: ZoneInfo
     ) -> None:
         self.clock = clock
-        self.generator = CustomerGenerator(seed)
+        self.generator = CustomerGenerator(seed, zone)
         self.lock = threading.Lock()
         now = clock()
         generated = (self.generator.customer(now) for _ in range(customers))
@@ -260,17 +291,7 @@ def _redeem(generator: CustomerGenerator, data: dict[str, Any], now: datetime) -
     if not candidates:
         _add_promotion(generator, data, now)
         return
-    promotion = rng.choice(candidates)
-    promotion["redemptionCount"] += 1
-    promotion["redemptionHistory"].append(
-        {
-            "storeId": rng.choice(STORES),
-            "receiptId": generator.uuid(),
-            "redeemDateTime": (now - timedelta(hours=rng.choice((1, 2)))).strftime(
-                "%Y-%m-%dT%H:%M:%S.000Z"
-            ),
-        }
-    )
+    generator.redeem(rng.choice(candidates), now)
 
 
 def _change_consents(generator: CustomerGenerator, data: dict[str, Any], now: datetime) -> None:

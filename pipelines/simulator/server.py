@@ -74,7 +74,7 @@ class TriggSimulator:
     ) -> None:
         self.zone = ZoneInfo(timezone)
         self.clock = clock or (lambda: datetime.now(self.zone).replace(tzinfo=None))
-        self.store = CustomerStore(customers, seed, self.clock)
+        self.store = CustomerStore(customers, seed, self.clock, self.zone)
         self.api_key = api_key
         self.shape: Shape = shape
         self.gzip = False

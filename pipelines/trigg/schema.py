@@ -76,12 +76,8 @@ TABLES: Final[tuple[Table, ...]] = (
             Column("consents__accepts_email", "bool", "The customer accepts e-mail."),
             Column("consents__accepts_sms", "bool", "The customer accepts SMS."),
             Column("extended_properties", "json", "Free-form customer properties, as JSON."),
-            Column(
-                "created_at", "timestamp", "metaData.CreatedAt, read in the API's time zone."
-            ),
-            Column(
-                UPDATED_AT, "timestamp", "metaData.UpdatedAt, read in the API's time zone."
-            ),
+            Column("created_at", "timestamp", "metaData.CreatedAt, read in the API's time zone."),
+            Column(UPDATED_AT, "timestamp", "metaData.UpdatedAt, read in the API's time zone."),
         ),
     ),
     Table(

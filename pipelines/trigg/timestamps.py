@@ -7,7 +7,7 @@ are naive in that same zone. Everything the pipeline stores is timezone-aware.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -17,16 +17,17 @@ _EXCESS_FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 def localize(wall: datetime, zone: ZoneInfo) -> datetime:
-    """Attach `zone` to a naive wall-clock time.
+    """The instant of a naive wall-clock time in `zone`, in UTC.
 
     In the autumn hour that happens twice, the earlier instant is chosen (fold=0): a cursor that
-    errs early only re-asks for a few records, one that errs late could skip some.
+    errs early only re-asks for a few records, one that errs late could skip some. UTC, because
+    Python never finds two ambiguous local times equal, even to themselves in another zone.
     """
-    return wall.replace(tzinfo=zone, fold=0)
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
 def parse_api_timestamp(value: object, zone: ZoneInfo) -> datetime | None:
-    """Parse a timestamp the API sent: naive values are read in the API's zone."""
+    """Parse a timestamp the API sent, to UTC: naive values are read in the API's zone."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -35,7 +36,7 @@ def parse_api_timestamp(value: object, zone: ZoneInfo) -> datetime | None:
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo is not None else localize(parsed, zone)
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else localize(parsed, zone)
 
 
 def format_since(moment: datetime, zone: ZoneInfo) -> str:

@@ -1,0 +1,181 @@
+"""The `trigg` command as a scheduler and a person use it: a separate process, real exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import requests
+
+from pipelines.simulator import Fault, TriggSimulator
+from tests.conftest import TRIGG, run_trigg, trigg_env
+
+
+def assert_one_clear_sentence(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_run_prints_a_summary_and_works_from_any_directory(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "data" / "loyalty.duckdb"
+    warehouse.parent.mkdir()
+    elsewhere = tmp_path / "cron-home"
+    elsewhere.mkdir()
+
+    first = run_trigg("run", env=trigg_env(simulator, str(warehouse)), cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    assert "60 customers received" in first.stdout
+    assert "since asked" in first.stdout and "cursor" in first.stdout
+    assert "customers__promotions" in first.stdout
+    assert " s\n" in first.stdout.split("\n", 1)[0] + "\n"  # the duration
+
+    simulator.change(5)
+    second = run_trigg("run", env=trigg_env(simulator, str(warehouse)), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert not list(elsewhere.glob("*.duckdb")) and not list(tmp_path.glob("*.duckdb"))
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        customers = connection.sql("select count(*) from loyalty.trigg.customers").fetchone()[0]
+    assert customers == len(simulator.store.customers)
+
+
+def test_the_default_warehouse_is_trigg_duckdb_in_the_working_directory(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    for _ in range(2):
+        result = run_trigg("run", env=trigg_env(simulator, None), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(tmp_path / "trigg.duckdb"), read_only=True) as connection:
+        # the file's catalog is named `trigg` like the dataset: qualify fully or `use trigg.trigg`
+        count = connection.sql("select count(*) from trigg.trigg.customers").fetchone()[0]
+        connection.execute("use trigg.trigg")
+        assert connection.sql("select count(*) from customers").fetchone()[0] == count == 60
+
+
+def test_missing_base_url_names_the_env_var(tmp_path: Path) -> None:
+    env = trigg_env(None, str(tmp_path / "w.duckdb"), SOURCES__TRIGG__API_KEY="k")
+    result = run_trigg("run", env=env, cwd=tmp_path)
+    assert_one_clear_sentence(result, "SOURCES__TRIGG__BASE_URL")
+    assert result.returncode == 1
+
+
+def test_missing_api_key_names_the_env_var(simulator: TriggSimulator, tmp_path: Path) -> None:
+    env = trigg_env(None, str(tmp_path / "w.duckdb"), SOURCES__TRIGG__BASE_URL=simulator.base_url)
+    result = run_trigg("run", env=env, cwd=tmp_path)
+    assert_one_clear_sentence(result, "SOURCES__TRIGG__API_KEY")
+    assert simulator.requests == []
+
+
+def test_a_rejected_key_is_reported_without_ever_printing_it(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    secret = "s3cret-key-that-must-not-leak"
+    env = trigg_env(simulator, str(tmp_path / "w.duckdb"), SOURCES__TRIGG__API_KEY=secret)
+    result = run_trigg("run", "--verbose", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "API key was rejected" in result.stderr
+    assert "SOURCES__TRIGG__API_KEY" in result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert simulator.requests[-1].status == 401
+
+
+def test_a_400_quotes_the_since_and_the_apis_own_message(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    simulator.inject(
+        Fault(
+            status=400,
+            body=b'{"code": "400", "message": "Bad Request",'
+            b' "detailedErrorMessage": ["Timestamp too old"]}',
+        )
+    )
+    result = run_trigg(
+        "run",
+        "--since",
+        "20240101T2210",
+        env=trigg_env(simulator, str(tmp_path / "w.duckdb")),
+        cwd=tmp_path,
+    )
+    assert_one_clear_sentence(result, "'20240101T2210'", "Bad Request", "Timestamp too old")
+
+
+def test_a_malformed_since_is_refused_before_any_request(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    result = run_trigg(
+        "run",
+        "--since",
+        "last tuesday",
+        env=trigg_env(simulator, str(tmp_path / "w.duckdb")),
+        cwd=tmp_path,
+    )
+    assert_one_clear_sentence(result, "--since", "last tuesday")
+    assert simulator.requests == []
+
+
+def test_since_forms_are_sent_as_given(simulator: TriggSimulator, tmp_path: Path) -> None:
+    env = trigg_env(simulator, str(tmp_path / "w.duckdb"))
+    for given, sent in [
+        ("20240101T2210", "20240101T2210"),
+        ("2024-01-01", "20240101T0000"),
+        ("2024-06-01T08:15:42", "20240601T0815"),
+    ]:
+        result = run_trigg("run", "--since", given, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert simulator.requests[-1].since == sent
+        assert f"since asked   {sent}" in result.stdout
+
+
+def test_demo_loads_twice_and_shows_queries_in_its_own_warehouse(tmp_path: Path) -> None:
+    result = run_trigg(
+        "demo",
+        "--customers",
+        "80",
+        "--changes",
+        "15",
+        env=trigg_env(None, None),
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Initial load" in result.stdout and "Incremental load" in result.stdout
+    assert "80 customers received" in result.stdout
+    assert "Members by city" in result.stdout
+    assert (tmp_path / "trigg_demo.duckdb").exists()
+    assert not (tmp_path / "trigg.duckdb").exists()
+
+
+def test_simulator_command_serves_the_api_and_prints_url_and_key(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [*TRIGG, "simulator", "--port", "0", "--customers", "12", "--seed", "5"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=trigg_env(None, None),
+        cwd=tmp_path,
+    ) as process:
+        try:
+            url_line = process.stdout.readline()
+            key_line = process.stdout.readline()
+            base_url = url_line.split()[3]
+            key = key_line.split()[-1]
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    response = requests.get(
+                        f"{base_url}/customers/changed/", headers={"x-api-key": key}, timeout=5
+                    )
+                    break
+                except requests.ConnectionError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            assert response.status_code == 200
+            assert len(response.json()) == 12
+        finally:
+            process.terminate()
