@@ -16,6 +16,7 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_RUN_IN_PROGRESS = 75  # see pipelines.trigg.errors.RunInProgress
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHEN",
         help="ask for changes since WHEN (20240101T2210, 2024-01-01 or an ISO datetime, in the"
         " API's time zone), sent as given; default: the stored cursor minus the lookback",
+    )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail the run (and load nothing) if any record would be quarantined",
     )
     run.set_defaults(handler=_run)
 
@@ -98,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     try:
-        summary = run_once(settings, duckdb_location(), since=args.since)
+        summary = run_once(settings, duckdb_location(), since=args.since, strict=args.strict)
     except ValueError as bad_since:
         if args.since is None:
             raise

@@ -1,90 +1,214 @@
-"""One incremental run: pipeline, cursor, load, summary.
+"""One incremental run: lock, reconcile with the warehouse, load, summarize.
 
-The local dlt working directory (state, pending packages) is kept per warehouse, so two warehouses
-on one machine never share a cursor, and the cursor is synced from the warehouse before each run:
-the warehouse, not the local folder, is the truth about what was loaded.
+The warehouse, not the local folder, is the truth about what was loaded: dlt commits the cursor
+to it together with the data, the local dlt working directory is kept per warehouse (two
+warehouses on one machine never share a cursor), and a local cursor the warehouse does not know
+(the file was deleted or replaced) is thrown away loudly instead of silently skipping history.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import dlt
-from dlt.common.pipeline import get_dlt_pipelines_dir
+import duckdb
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.duckdb_catalog import qualify_colliding_catalogs
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, trigg_source
-from pipelines.trigg.errors import TriggError
-from pipelines.trigg.schema import ROOT_TABLE
+from pipelines.trigg.errors import RunInProgress, TriggError
+from pipelines.trigg.schema import QUARANTINE, REJECTED_TABLE, ROOT_TABLE, TABLES
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
+
+log = logging.getLogger("trigg")
+T = TypeVar("T")
+LOCK_POLL_SECONDS = 0.5
 
 
 class LoadError(TriggError):
     """dlt or the warehouse failed; the cursor stays where it was."""
 
 
+class WarehouseLocked(TriggError):
+    """Another process held the DuckDB file for longer than the run would wait."""
+
+
+def working_dir(warehouse: str) -> str:
+    """dlt's working folder for this warehouse (state, pending packages, the run lock)."""
+    key = hashlib.sha256(os.path.abspath(warehouse).encode()).hexdigest()[:16]
+    return os.path.join(get_dlt_pipelines_dir(), "trigg", key)
+
+
 def make_pipeline(warehouse: str) -> dlt.Pipeline:
     """The `trigg_customers` pipeline loading into the DuckDB file `warehouse`."""
-    location = os.path.abspath(warehouse)
     qualify_colliding_catalogs()
-    key = hashlib.sha256(location.encode()).hexdigest()[:16]
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        pipelines_dir=os.path.join(get_dlt_pipelines_dir(), "trigg", key),
-        destination=dlt.destinations.duckdb(location),
+        pipelines_dir=working_dir(warehouse),
+        destination=dlt.destinations.duckdb(os.path.abspath(warehouse)),
         dataset_name=DATASET_NAME,
     )
 
 
 def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
-    """The cursor in the pipeline's state (after syncing it from the warehouse)."""
+    """The cursor in the pipeline's state."""
     return read_cursor(pipeline.state.get("sources", {}).get(SOURCE_NAME, {}))
 
 
-def run_once(settings: TriggSettings, warehouse: str, since: str | None = None) -> RunSummary:
+@contextmanager
+def exclusive_run(warehouse: str) -> Iterator[None]:
+    """One run per warehouse at a time. The OS drops the lock when its process dies (kill -9)."""
+    folder = working_dir(warehouse)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "run.lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunInProgress(
+                f"another run is in progress for {warehouse}; this one did nothing"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def run_once(
+    settings: TriggSettings, warehouse: str, since: str | None = None, strict: bool = False
+) -> RunSummary:
     """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor."""
     started = time.monotonic()
     zone = ZoneInfo(settings.timezone)
     request_since = parse_since(since, zone) if since else None
-    pipeline = make_pipeline(warehouse)
-    with _failures_explained(warehouse):
-        pipeline.sync_destination()
+    deadline = time.monotonic() + settings.lock_timeout_seconds
+    notes: list[str] = []
+    with exclusive_run(warehouse), _failures_explained(warehouse):
+        pipeline = make_pipeline(warehouse)
+        if _forget_unknown_cursor(pipeline, warehouse, notes, deadline):
+            pipeline = make_pipeline(warehouse)
+        _when_unlocked(pipeline.sync_destination, warehouse, deadline)
         if pipeline.has_pending_data:  # a crashed run's packages are loaded first
-            pipeline.run()
+            notes.append("finished loading the packages of an interrupted run first")
+            _when_unlocked(pipeline.run, warehouse, deadline)
         cursor_before = stored_cursor(pipeline)
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
-        source = trigg_source(
-            base_url=settings.base_url,
-            api_key=settings.api_key,
-            timezone=settings.timezone,
-            lookback_minutes=settings.lookback_minutes,
-            initial_since=settings.initial_since,
-            request_timeout_seconds=settings.request_timeout_seconds,
-            since=request_since,
-        )
-        load_info = pipeline.run(source)
+        source = trigg_source(**settings.source_arguments(), since=request_since, strict=strict)
+        load_info = _when_unlocked(lambda: pipeline.run(source), warehouse, deadline)
     rows = _rows_written(pipeline)
+    notes.extend(_quarantine_notes(pipeline, rows))
+    notes.extend(_new_field_notes(load_info))
     return RunSummary(
         warehouse=warehouse,
         since=request_since,
         cursor_before=cursor_before,
         cursor_after=stored_cursor(pipeline),
-        customers_received=rows.get(ROOT_TABLE, 0),
+        customers_received=rows.get(ROOT_TABLE, 0) + rows.get(REJECTED_TABLE, 0),
         rows_per_table=rows,
         duration_seconds=time.monotonic() - started,
         load_ids=list(load_info.loads_ids) if load_info else [],
+        notes=notes,
     )
+
+
+def _forget_unknown_cursor(
+    pipeline: dlt.Pipeline, warehouse: str, notes: list[str], deadline: float
+) -> bool:
+    """Drop local state the warehouse has no record of, so the run rebuilds instead of skipping.
+
+    With packages pending (a crash mid-load) local state is legitimately ahead; they load first.
+    """
+    local_cursor = stored_cursor(pipeline)
+    if local_cursor is None or pipeline.has_pending_data:
+        return False
+    remote = _when_unlocked(lambda: _warehouse_state(pipeline), warehouse, deadline)
+    local = pipeline.state
+    if remote is not None and remote.get("_version_hash") == local.get("_version_hash"):
+        return False
+    if remote is not None and remote.get("_state_version", 0) > local.get("_state_version", 0):
+        return False  # the warehouse is ahead: dlt's sync takes its state
+    kept = read_cursor(remote.get("sources", {}).get(SOURCE_NAME, {})) if remote else None
+    message = (
+        f"WARNING: the warehouse {warehouse} does not hold the cursor {local_cursor.isoformat()}"
+        " this machine remembers (was the file deleted or replaced?); "
+        + (
+            f"continuing from the warehouse's own cursor {kept.isoformat()}"
+            if kept
+            else "rebuilding from initial_since"
+        )
+    )
+    log.warning(message)
+    notes.append(message)
+    pipeline.drop()
+    return True
+
+
+def _warehouse_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
+    try:
+        with pipeline.destination_client() as client:
+            return load_pipeline_state_from_destination(pipeline.pipeline_name, client)  # type: ignore[arg-type]
+    except DestinationUndefinedEntity:
+        return None
+
+
+def _when_unlocked(step: Callable[[], T], warehouse: str, deadline: float) -> T:
+    """Run `step`, retrying while another process holds the DuckDB file, until `deadline`.
+
+    dlt's steps are resumable: a load that could not open the file stays pending and the retry
+    loads it; nothing is half-loaded in between."""
+    while True:
+        try:
+            return step()
+        except Exception as failure:
+            holder = _lock_conflict(failure)
+            if holder is None:
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseLocked(
+                    f"the warehouse {warehouse} is held open by another process ({holder});"
+                    " gave up waiting (sources.trigg.lock_timeout_seconds): close it and run again"
+                ) from None
+            time.sleep(LOCK_POLL_SECONDS)
+
+
+def _lock_conflict(failure: BaseException) -> str | None:
+    """The holder named by a DuckDB lock conflict anywhere in `failure`'s chain, or None."""
+    for cause in _chain(failure):
+        text = str(cause)
+        if isinstance(cause, duckdb.IOException) and "lock" in text.lower():
+            pid = text.rsplit("PID", 1)[-1].strip(" )\n") if "PID" in text else ""
+            return f"PID {pid}" if pid.isdigit() else "a lock conflict"
+    return None
+
+
+def _chain(failure: BaseException) -> Iterator[BaseException]:
+    """`failure` and everything dlt wrapped inside it (step failures, job errors, causes)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [failure]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(
+            [getattr(current, "exception", None), current.__cause__, current.__context__]
+        )
 
 
 def _rows_written(pipeline: dlt.Pipeline) -> dict[str, int]:
@@ -94,35 +218,51 @@ def _rows_written(pipeline: dlt.Pipeline) -> dict[str, int]:
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
 
 
+def _quarantine_notes(pipeline: dlt.Pipeline, rows: dict[str, int]) -> list[str]:
+    rejected = rows.get(REJECTED_TABLE, 0)
+    if not rejected:
+        return []
+    return [
+        f"WARNING: {rejected} record(s) could not be loaded and were quarantined in"
+        f" {DATASET_NAME}.{REJECTED_TABLE} (see its reason column); the rest loaded"
+    ]
+
+
+KNOWN_COLUMNS = {
+    table.name: {column.name for column in table.columns} for table in (*TABLES, QUARANTINE)
+}
+
+
+def _new_field_notes(load_info: LoadInfo | None) -> list[str]:
+    """Fields the spec does not list: kept (dlt evolves the schema), and named."""
+    new: list[str] = []
+    for package in load_info.load_packages if load_info else []:
+        for table, update in package.schema_update.items():
+            if table.startswith("_dlt"):
+                continue
+            known = KNOWN_COLUMNS.get(table)
+            columns = [c for c in update.get("columns", {}) if not c.startswith("_dlt")]
+            if known is None:
+                new.append(f"table {table} ({', '.join(columns)})")
+            else:
+                new.extend(f"{table}.{column}" for column in columns if column not in known)
+    if not new:
+        return []
+    return ["new fields the spec does not list were kept: " + ", ".join(sorted(new))]
+
+
 @contextmanager
 def _failures_explained(warehouse: str) -> Iterator[None]:
     """Turn dlt's wrapped failures into the one sentence the operator needs."""
     try:
         yield
     except PipelineStepFailed as failure:
+        ours = next((c for c in _chain(failure) if isinstance(c, TriggError)), None)
+        if ours is not None:
+            raise ours from failure
         cause = failure.exception
-        reason = _trigg_error_within(failure)
-        if reason is not None:
-            raise reason from failure
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         raise LoadError(
             f"the {failure.step} step failed for {warehouse}"
-            f" ({type(cause).__name__}: {detail}); run again to retry"
+            f" ({type(cause).__name__}: {detail}); the next run retries it"
         ) from failure
-
-
-def _trigg_error_within(failure: BaseException) -> TriggError | None:
-    """Our own error, wherever dlt wrapped it (step failure, resource extraction error, ...)."""
-    seen: set[int] = set()
-    pending: list[BaseException | None] = [failure]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        if isinstance(current, TriggError):
-            return current
-        seen.add(id(current))
-        pending.extend(
-            [getattr(current, "exception", None), current.__cause__, current.__context__]
-        )
-    return None

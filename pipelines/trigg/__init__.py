@@ -19,18 +19,36 @@ import dlt
 import pendulum
 from dlt.extract import DltResource
 
-from pipelines.trigg.client import TriggClient
-from pipelines.trigg.errors import ResponseShapeError
-from pipelines.trigg.records import Customer, iter_envelopes, newest, to_customer
-from pipelines.trigg.schema import PRIMARY_KEY, ROOT_TABLE, nested_hints, root_column_hints
+from pipelines.trigg.client import RetryPolicy, TriggClient
+from pipelines.trigg.errors import QuarantineError
+from pipelines.trigg.records import (
+    Customer,
+    InvalidRecord,
+    iter_envelopes,
+    newest,
+    read_body,
+    to_customer,
+)
+from pipelines.trigg.schema import (
+    PRIMARY_KEY,
+    REJECTED_TABLE,
+    ROOT_TABLE,
+    nested_hints,
+    quarantine_column_hints,
+    root_column_hints,
+)
 from pipelines.trigg.settings import (
+    DEFAULT_BACKOFF_SECONDS,
     DEFAULT_INITIAL_SINCE_DAYS,
     DEFAULT_LOOKBACK_MINUTES,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_RETRY_WAIT_SECONDS,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_TIMEZONE,
     SOURCE_NAME,
 )
 from pipelines.trigg.timestamps import default_initial_since, parse_since, since_from_cursor
+from pipelines.trigg.validation import problem
 
 __all__ = ["plan_since", "read_cursor", "trigg_source"]
 
@@ -47,15 +65,27 @@ def trigg_source(
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES,
     initial_since: str | None = None,
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+    max_retry_wait_seconds: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
+    allow_insecure_http: bool = False,
     since: str | None = None,
+    strict: bool = False,
 ) -> DltResource:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
     `since` is sent as given; without it, a first run asks from `initial_since` (default: one
     day ago) and later runs from the cursor: the newest `metaData.UpdatedAt` loaded so far.
+    Records that cannot be loaded go to `customers_rejected`; with `strict`, they fail the run.
     """
     zone = ZoneInfo(timezone)
-    client = TriggClient(base_url, api_key, request_timeout_seconds)
+    client = TriggClient(
+        base_url,
+        api_key,
+        request_timeout_seconds,
+        RetryPolicy(max_attempts, backoff_seconds, max_retry_wait_seconds),
+        allow_insecure_http=allow_insecure_http,
+    )
 
     @dlt.resource(
         name=ROOT_TABLE,
@@ -64,29 +94,60 @@ def trigg_source(
         columns=root_column_hints(),
         nested_hints=nested_hints(),
     )
-    def customers() -> Iterator[list[Customer]]:
+    def customers() -> Iterator[Any]:
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
         newest_seen = cursor
         batch: list[Customer] = []
-        for data, meta in iter_envelopes(client.changed_customers(request_since)):
-            customer = to_customer(data, meta, zone)
-            if not customer.get(PRIMARY_KEY):
-                raise ResponseShapeError(
-                    "the API sent a customer without an id; nothing was loaded"
-                )
-            newest_seen = newest(newest_seen, customer["updated_at"])
-            batch.append(customer)
-            if len(batch) >= BATCH_SIZE:
-                yield batch
-                batch = []
+        rejected: list[dict[str, Any]] = []
+        with client.changed_customers(request_since) as body:
+            envelopes = iter_envelopes(read_body(body))
+            for data, meta in envelopes:
+                try:
+                    customer = to_customer(data, meta, zone)
+                    reason = problem(customer)
+                except InvalidRecord as invalid:
+                    reason = str(invalid)
+                if reason is not None:
+                    rejected.append(rejection(data, meta, reason))
+                    continue
+                newest_seen = newest(newest_seen, customer["updated_at"])
+                batch.append(customer)
+                if len(batch) >= BATCH_SIZE:
+                    yield batch
+                    batch = []
+        if strict and rejected:
+            raise QuarantineError(
+                f"{len(rejected)} record(s) could not be loaded (first: {rejected[0]['reason']});"
+                " --strict makes that a failure, so nothing was loaded"
+            )
         if batch:
             yield batch
+        if rejected:
+            yield dlt.mark.with_hints(rejected, quarantine_hints(), create_table_variant=True)
         if newest_seen is not None and newest_seen != cursor:
             state[CURSOR_KEY] = newest_seen.isoformat()
 
     return customers
+
+
+def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:
+    """A `customers_rejected` row: the raw record as received, and why it was not loaded."""
+    customer_id = data.get(PRIMARY_KEY) if isinstance(data, dict) else None
+    return {
+        "customer_id": None if customer_id is None else str(customer_id),
+        "reason": reason,
+        "record": {"data": data, "metaData": meta},
+        "load_id": dlt.current.load_package_state()["load_id"],
+        "rejected_at": pendulum.now("UTC"),
+    }
+
+
+def quarantine_hints() -> Any:
+    return dlt.mark.make_hints(
+        table_name=REJECTED_TABLE, write_disposition="append", columns=quarantine_column_hints()
+    )
 
 
 def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:

@@ -1,47 +1,184 @@
-"""The HTTP client of the Trigg Integrations API: one endpoint, one key, clear errors."""
+"""The HTTP client of the Trigg Integrations API: one endpoint, one key, retries, clear errors.
+
+The body is streamed from the socket into a temporary file (gzip decoded on the way), so a
+response of gigabytes costs disk, not memory, and a body cut off mid-way is noticed (its length
+falls short) and downloaded again instead of being parsed.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from typing import Any
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import IO
+from urllib.parse import urlsplit
 
 import requests
 
-from pipelines.trigg.errors import ApiError, ResponseShapeError
+from pipelines.trigg.errors import ApiError, ConfigError, TemporaryApiError
 from pipelines.trigg.settings import API_KEY_HEADER, CHANGED_CUSTOMERS_PATH, env_var
+
+log = logging.getLogger("trigg")
+
+RETRIED_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+"""Temporary answers. 409 is undocumented for this GET; a conflict on a read is taken to be a
+passing one (a concurrent export or sync at the vendor), so it is retried like 429."""
+MAX_BACKOFF_SECONDS = 60.0
+CHUNK_BYTES = 1 << 20
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_seconds: float = 1.0
+    max_wait_seconds: float = 300.0
+
+    def backoff(self, attempt: int, jitter: Callable[[], float] = random.random) -> float:
+        """Exponential backoff with equal jitter: never below half the step, so `Retry-After: 0`
+        or a burst of connection errors cannot make the client spin."""
+        step = min(MAX_BACKOFF_SECONDS, self.backoff_seconds * 2 ** (attempt - 1))
+        return step / 2 + jitter() * step / 2
+
+
+def retry_after_seconds(header: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` in either form: delta-seconds or an HTTP date."""
+    if header is None or not header.strip():
+        return None
+    value = header.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def is_loopback(host: str) -> bool:
+    """Loopback hosts (the simulator) may be reached over plain http."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class TriggClient:
-    """Fetches changed customers. The key travels only in the `x-api-key` header."""
+    """Fetches changed customers. The key travels only in the `x-api-key` header, and only over
+    HTTPS unless the host is loopback or plain http is explicitly allowed."""
 
-    def __init__(self, base_url: str, api_key: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        timeout_seconds: float,
+        retry: RetryPolicy | None = None,
+        allow_insecure_http: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        url = urlsplit(base_url)
+        if url.scheme == "http" and not is_loopback(url.hostname or "") and not allow_insecure_http:
+            raise ConfigError(
+                f"refusing to send the API key in clear text to {url.hostname}: use an https://"
+                f" base URL, or set {env_var('allow_insecure_http')}=true if you really mean it"
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout_seconds = timeout_seconds
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
         self.session = requests.Session()
         self.session.headers.update({API_KEY_HEADER: api_key, "Accept": "application/json"})
 
     def changed_customers_url(self, since: str) -> str:
         return self.base_url + CHANGED_CUSTOMERS_PATH.format(since=since)
 
-    def changed_customers(self, since: str) -> Any:
-        """GET `/customers/changed/{since}` and return the decoded JSON body."""
-        url = self.changed_customers_url(since)
+    def changed_customers(self, since: str) -> IO[bytes]:
+        """GET `/customers/changed/{since}`: the complete body in a temporary file, at offset 0.
+
+        Temporary failures are retried within the policy's attempts and total wait."""
+        waited = 0.0
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                return self._download(since)
+            except TemporaryApiError as failure:
+                delay = max(failure.retry_after or 0.0, self.retry.backoff(attempt))
+                if attempt == self.retry.max_attempts:
+                    raise self._gave_up(failure, attempt, waited) from None
+                if waited + delay > self.retry.max_wait_seconds:
+                    raise self._gave_up(failure, attempt, waited, next_delay=delay) from None
+                log.warning("attempt %d failed (%s); retrying in %.1f s", attempt, failure, delay)
+                self.sleep(delay)
+                waited += delay
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _download(self, since: str) -> IO[bytes]:
         try:
-            response = self.session.get(url, timeout=self.timeout_seconds)
-        except requests.RequestException as failure:
-            raise ApiError(
-                f"could not reach the API at {self.base_url} ({type(failure).__name__});"
-                " check SOURCES__TRIGG__BASE_URL and the network"
-            ) from None
-        if response.status_code != 200:
-            raise ApiError(describe_failure(response.status_code, response.content, since))
+            response = self.session.get(
+                self.changed_customers_url(since), timeout=self.timeout_seconds, stream=True
+            )
+        except requests.Timeout:
+            raise TemporaryApiError(f"no answer within {self.timeout_seconds:g} s") from None
+        except requests.ConnectionError as failure:
+            raise TemporaryApiError(f"could not connect ({_reason(failure)})") from None
+        with response:
+            if response.status_code in RETRIED_STATUSES:
+                raise TemporaryApiError(
+                    describe_failure(response.status_code, response.content, since),
+                    retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                )
+            if response.status_code != 200:
+                raise ApiError(describe_failure(response.status_code, response.content, since))
+            return self._spool(response)
+
+    def _spool(self, response: requests.Response) -> IO[bytes]:
+        body = tempfile.TemporaryFile(prefix="trigg-body-")  # noqa: SIM115 (the caller closes it)
         try:
-            return response.json()
-        except ValueError:
-            raise ResponseShapeError(
-                "the API answered 200 with a body that is not JSON"
-                f" ({_content_type(response)}); nothing was loaded"
+            for chunk in response.iter_content(CHUNK_BYTES):
+                body.write(chunk)
+        except requests.exceptions.Timeout:
+            body.close()
+            raise TemporaryApiError(
+                f"the body stalled for more than {self.timeout_seconds:g} s"
             ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as failure:
+            body.close()
+            raise TemporaryApiError(f"the body was cut off ({_reason(failure)})") from None
+        except BaseException:
+            body.close()
+            raise
+        body.seek(0)
+        return body
+
+    def _gave_up(
+        self,
+        failure: TemporaryApiError,
+        attempts: int,
+        waited: float,
+        next_delay: float | None = None,
+    ) -> ApiError:
+        budget = (
+            f"; the next wait ({next_delay:.0f} s) would pass the limit of"
+            f" {self.retry.max_wait_seconds:g} s ({env_var('max_retry_wait_seconds')})"
+            if next_delay is not None
+            else f" ({env_var('max_attempts')}={self.retry.max_attempts})"
+        )
+        return ApiError(
+            f"the API failed {attempts} time(s) over {waited:.0f} s of waiting, last: {failure}"
+            f"{budget}; the cursor was not moved, the next run tries again"
+        )
 
 
 def describe_failure(status: int, body: bytes, since: str) -> str:
@@ -49,9 +186,9 @@ def describe_failure(status: int, body: bytes, since: str) -> str:
     detail = api_error_message(body)
     suffix = f": {detail}" if detail else ""
     if status in (401, 403):
-        return f"the API key was rejected (HTTP {status}): check {env_var('api_key')}"
+        return f"the API key was rejected: check {env_var('api_key')} (HTTP {status}{suffix})"
     if status == 400:
-        return f"the API rejected the since {since!r} (HTTP 400){suffix}"
+        return f"the API rejected the since {since!r} (HTTP 400{suffix})"
     return f"the API answered HTTP {status}{suffix}"
 
 
@@ -72,5 +209,9 @@ def api_error_message(body: bytes) -> str:
     return "; ".join(parts)
 
 
-def _content_type(response: requests.Response) -> str:
-    return response.headers.get("Content-Type") or "no content type"
+def _reason(failure: BaseException) -> str:
+    """The innermost reason of a requests failure, without URLs or headers."""
+    while failure.args and isinstance(failure.args[0], BaseException):
+        failure = failure.args[0]
+    reason = getattr(failure, "reason", None)
+    return type(reason or failure).__name__

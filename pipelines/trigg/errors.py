@@ -17,5 +17,23 @@ class ApiError(TriggError):
     """The API refused the request or answered something unusable."""
 
 
+class TemporaryApiError(ApiError):
+    """A failure worth another attempt: 429, 5xx, a lost connection, a body cut off."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ResponseShapeError(ApiError):
     """The API answered 200 with a body that is not a customers feed."""
+
+
+class QuarantineError(TriggError):
+    """Records could not be loaded and `--strict` makes that a failure."""
+
+
+class RunInProgress(TriggError):
+    """Another run holds this warehouse: not a failure of this run, so it exits distinctly."""
+
+    exit_code = 75  # EX_TEMPFAIL: schedulers read it as "try again later"

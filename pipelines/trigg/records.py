@@ -7,9 +7,10 @@ and a single `{data: {...}, metaData: {...}}`. Anything else is an error, never 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from pipelines.trigg.errors import ResponseShapeError
@@ -43,32 +44,69 @@ def iter_envelopes(body: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]
             yield item, item.get("metaData") or {}
 
 
+def read_body(body: IO[bytes]) -> Any:
+    """Decode the response body; a body that is not JSON is an error, never an empty feed."""
+    try:
+        return json.load(body)
+    except ValueError:
+        raise ResponseShapeError(
+            "the API answered 200 with a body that is not JSON; nothing was loaded"
+        ) from None
+
+
+class InvalidRecord(ValueError):
+    """One customer that cannot be loaded; the reason is one line for `customers_rejected`."""
+
+
 def to_customer(data: dict[str, Any], meta: dict[str, Any], zone: ZoneInfo) -> Customer:
     """Shape one customer for loading: `metaData` becomes timezone-aware `created_at`/`updated_at`,
     and naive nested timestamps are read in the API's zone (dlt would read them as UTC)."""
     customer = {key: value for key, value in data.items() if key != "metaData"}
-    customer["created_at"] = parse_api_timestamp(meta.get("CreatedAt"), zone)
-    customer["updated_at"] = parse_api_timestamp(meta.get("UpdatedAt"), zone)
-    for promotion in _dicts(customer.get("promotions")):
-        _localize_fields(promotion, ("validFrom", "validTo"), zone)
-        for redemption in _dicts(promotion.get("redemptionHistory")):
-            _localize_fields(redemption, ("redeemDateTime",), zone)
+    for field, column in (("CreatedAt", "created_at"), ("UpdatedAt", "updated_at")):
+        try:
+            customer[column] = parse_api_timestamp(meta.get(field), zone)
+        except ValueError:
+            raise InvalidRecord(
+                f"metaData.{field} = {meta.get(field)!r} is not a timestamp"
+            ) from None
+    promotions = customer.get("promotions")
+    if isinstance(promotions, list):
+        customer["promotions"] = [_localized_promotion(item, zone) for item in promotions]
     consents = customer.get("consents")
-    if isinstance(consents, dict):
-        for consent in _dicts(consents.get("extendedConsents")):
-            _localize_fields(consent, ("consentDate",), zone)
+    if isinstance(consents, dict) and isinstance(consents.get("extendedConsents"), list):
+        customer["consents"] = {
+            **consents,
+            "extendedConsents": [
+                _localized(item, ("consentDate",), zone) for item in consents["extendedConsents"]
+            ],
+        }
     return customer
 
 
-def _localize_fields(item: dict[str, Any], fields: tuple[str, ...], zone: ZoneInfo) -> None:
+def _localized_promotion(promotion: Any, zone: ZoneInfo) -> Any:
+    promotion = _localized(promotion, ("validFrom", "validTo"), zone)
+    if isinstance(promotion, dict) and isinstance(promotion.get("redemptionHistory"), list):
+        history = [
+            _localized(item, ("redeemDateTime",), zone) for item in promotion["redemptionHistory"]
+        ]
+        promotion = {**promotion, "redemptionHistory": history}
+    return promotion
+
+
+def _localized(item: Any, fields: tuple[str, ...], zone: ZoneInfo) -> Any:
+    """A copy of `item` with its timestamps parsed (naive ones in the API's zone); the raw record
+    stays untouched for the quarantine."""
+    if not isinstance(item, dict):
+        return item
+    parsed: dict[str, Any] = {}
     for field in fields:
         value = item.get(field)
         if isinstance(value, str) and value:
-            item[field] = parse_api_timestamp(value, zone)
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+            try:
+                parsed[field] = parse_api_timestamp(value, zone)
+            except ValueError:
+                raise InvalidRecord(f"{field} = {value!r} is not a timestamp") from None
+    return {**item, **parsed} if parsed else item
 
 
 def newest(first: datetime | None, second: datetime | None) -> datetime | None:

@@ -15,6 +15,7 @@ from dlt.common.schema.typing import TColumnSchema, TDataType
 
 ROOT_TABLE: Final = "customers"
 PRIMARY_KEY: Final = "id"
+REJECTED_TABLE: Final = "customers_rejected"
 UPDATED_AT: Final = "updated_at"
 """The column that orders versions of one customer: the newest wins."""
 
@@ -32,10 +33,12 @@ class Table:
     """Where the list sits inside a customer, as normalized names; () for the customer itself."""
     description: str
     columns: tuple[Column, ...]
+    standalone_name: str | None = None
+    """The name of a table outside the customers tree (the quarantine)."""
 
     @property
     def name(self) -> str:
-        return "__".join((ROOT_TABLE, *self.path))
+        return self.standalone_name or "__".join((ROOT_TABLE, *self.path))
 
 
 def _text(name: str, description: str) -> Column:
@@ -174,6 +177,19 @@ TABLES: Final[tuple[Table, ...]] = (
 
 TABLE_NAMES: Final[tuple[str, ...]] = tuple(table.name for table in TABLES)
 
+QUARANTINE = Table(
+    (),
+    "Records the API sent that could not be loaded (quarantine): one row per record and run.",
+    (
+        _text("customer_id", "The record's customer id, if it had one."),
+        _text("reason", "Why the record could not be loaded."),
+        Column("record", "json", "The record as the API sent it: {data, metaData}."),
+        _text("load_id", "The dlt load id of the run that received it."),
+        Column("rejected_at", "timestamp", "When the run received it."),
+    ),
+    standalone_name=REJECTED_TABLE,
+)
+
 
 def _column_hints(table: Table) -> dict[str, TColumnSchema]:
     return {
@@ -192,6 +208,11 @@ def root_column_hints() -> dict[str, TColumnSchema]:
     hints[PRIMARY_KEY] = {**hints[PRIMARY_KEY], "nullable": False}
     hints[UPDATED_AT] = {**hints[UPDATED_AT], "dedup_sort": "desc"}
     return hints
+
+
+def quarantine_column_hints() -> dict[str, TColumnSchema]:
+    """Hints for `customers_rejected`."""
+    return _column_hints(QUARANTINE)
 
 
 def parent_table(table: Table) -> Table:

@@ -7,6 +7,8 @@ Values are resolved the dlt way (env vars, `.dlt/config.toml`, `.dlt/secrets.tom
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dlt
 from dlt.common.configuration import configspec
@@ -32,6 +34,10 @@ DEFAULT_LOOKBACK_MINUTES: Final = 10
 DEFAULT_INITIAL_SINCE_DAYS: Final = 1
 """With no `initial_since`, a first run asks for one day back: the API's own default."""
 DEFAULT_REQUEST_TIMEOUT_SECONDS: Final = 300.0
+DEFAULT_MAX_ATTEMPTS: Final = 5
+DEFAULT_BACKOFF_SECONDS: Final = 1.0
+DEFAULT_MAX_RETRY_WAIT_SECONDS: Final = 300.0
+DEFAULT_LOCK_TIMEOUT_SECONDS: Final = 60.0
 DEFAULT_DUCKDB_FILE: Final = "trigg.duckdb"
 
 
@@ -50,6 +56,34 @@ class TriggSettings(BaseConfiguration):
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
     initial_since: str | None = None
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """Requests per run, the first included, before a temporary failure fails the run."""
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
+    """The first wait between attempts; it doubles each time, with jitter."""
+    max_retry_wait_seconds: float = DEFAULT_MAX_RETRY_WAIT_SECONDS
+    """The most a run spends waiting between attempts, `Retry-After` included."""
+    allow_insecure_http: bool = False
+    """Allow a plain http:// base URL for a host that is not loopback (the key travels in clear)."""
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
+    """How long a run waits for a DuckDB file another process holds open."""
+
+    def source_arguments(self) -> dict[str, object]:
+        """The arguments of `trigg_source()` these settings stand for."""
+        return {name: getattr(self, name) for name in SOURCE_ARGUMENTS}
+
+
+SOURCE_ARGUMENTS: Final = (
+    "base_url",
+    "api_key",
+    "timezone",
+    "lookback_minutes",
+    "initial_since",
+    "request_timeout_seconds",
+    "max_attempts",
+    "backoff_seconds",
+    "max_retry_wait_seconds",
+    "allow_insecure_http",
+)
 
 
 def load_settings() -> TriggSettings:
@@ -67,12 +101,12 @@ def load_settings() -> TriggSettings:
 
 def validate_settings(settings: TriggSettings) -> None:
     """Reject values that would only fail later, less clearly."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if not settings.base_url.startswith(("http://", "https://")):
+    url = urlsplit(settings.base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
         raise ConfigError(
             f"{env_var('base_url')} must be an http(s) URL such as {PRODUCTION_BASE_URL}"
         )
+
     try:
         ZoneInfo(settings.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -82,6 +116,8 @@ def validate_settings(settings: TriggSettings) -> None:
         ) from None
     if settings.lookback_minutes < 0:
         raise ConfigError(f"{env_var('lookback_minutes')} must be zero or more minutes")
+    if settings.max_attempts < 1:
+        raise ConfigError(f"{env_var('max_attempts')} must be 1 or more")
 
 
 def duckdb_location() -> str:
