@@ -8,9 +8,11 @@ codes, `Retry-After`, delays, a body cut off mid-way, a non-JSON body) are queue
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
+import socket
 import threading
 import time
 from collections import deque
@@ -42,6 +44,8 @@ class Fault:
     """Send this share of the body, then close the connection."""
     body: bytes | None = None
     content_type: str = "application/json"
+    disconnect: bool = False
+    """Close the connection without answering."""
 
 
 @dataclass
@@ -163,14 +167,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         simulator: TriggSimulator = self.server.simulator  # type: ignore[attr-defined]
+        if simulator.faults and simulator.faults[0].disconnect:
+            simulator.faults.popleft()
+            simulator.requests.append(RequestRecord(self.path, "", 0, "x-api-key" in self.headers))
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         route = ROUTE.match(self.path)
         since_segment = route.group("since") if route else ""
-        key_sent = "x-api-key" in self.headers
-        status, body, headers = self._answer(simulator, route, since_segment)
-        simulator.requests.append(
-            RequestRecord(self.path, since_segment, status, key_sent, dict(self.headers.items()))
+        record = RequestRecord(
+            self.path, since_segment, 0, "x-api-key" in self.headers, dict(self.headers.items())
         )
-        self._send(status, body, headers)
+        simulator.requests.append(record)  # on arrival: a slow answer still counts as asked
+        status, body, headers = self._answer(simulator, route, since_segment)
+        record.status = status
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._send(status, body, headers)  # unless the client gave up waiting
 
     def _answer(
         self, simulator: TriggSimulator, route: re.Match[str] | None, since_segment: str

@@ -11,6 +11,7 @@ Configuration lives under `sources.trigg.*` (see `settings.py`).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -71,7 +72,7 @@ def trigg_source(
     allow_insecure_http: bool = False,
     since: str | None = None,
     strict: bool = False,
-) -> DltResource:
+) -> tuple[DltResource, DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
     `since` is sent as given; without it, a first run asks from `initial_since` (default: one
@@ -87,49 +88,77 @@ def trigg_source(
         allow_insecure_http=allow_insecure_http,
     )
 
-    @dlt.resource(
+    @dlt.resource(name="changed_customers", selected=False)
+    def changed_customers() -> Iterator[Received]:
+        """Every record the API returned, sorted into loadable customers and rejections."""
+        state = dlt.current.source_state()
+        cursor = read_cursor(state)
+        request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
+        newest_seen = cursor
+        batch = Received()
+        rejected = 0
+        first_reason = ""
+        with client.changed_customers(request_since) as body:
+            for data, meta in iter_envelopes(read_body(body)):
+                try:
+                    customer = to_customer(data, meta, zone)
+                    reason = problem(customer)
+                except InvalidRecord as invalid:
+                    reason = str(invalid)
+                if reason is None:
+                    newest_seen = newest(newest_seen, customer["updated_at"])
+                    batch.customers.append(customer)
+                else:
+                    rejected += 1
+                    first_reason = first_reason or reason
+                    batch.rejected.append(rejection(data, meta, reason))
+                if len(batch) >= BATCH_SIZE:
+                    yield batch
+                    batch = Received()
+        if strict and rejected:
+            raise QuarantineError(
+                f"{rejected} record(s) could not be loaded (first: {first_reason});"
+                " --strict makes that a failure, so nothing was loaded"
+            )
+        if len(batch):
+            yield batch
+        if newest_seen is not None and newest_seen != cursor:
+            state[CURSOR_KEY] = newest_seen.isoformat()
+
+    @dlt.transformer(
+        data_from=changed_customers,
         name=ROOT_TABLE,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=PRIMARY_KEY,
         columns=root_column_hints(),
         nested_hints=nested_hints(),
     )
-    def customers() -> Iterator[Any]:
-        state = dlt.current.source_state()
-        cursor = read_cursor(state)
-        request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
-        newest_seen = cursor
-        batch: list[Customer] = []
-        rejected: list[dict[str, Any]] = []
-        with client.changed_customers(request_since) as body:
-            envelopes = iter_envelopes(read_body(body))
-            for data, meta in envelopes:
-                try:
-                    customer = to_customer(data, meta, zone)
-                    reason = problem(customer)
-                except InvalidRecord as invalid:
-                    reason = str(invalid)
-                if reason is not None:
-                    rejected.append(rejection(data, meta, reason))
-                    continue
-                newest_seen = newest(newest_seen, customer["updated_at"])
-                batch.append(customer)
-                if len(batch) >= BATCH_SIZE:
-                    yield batch
-                    batch = []
-        if strict and rejected:
-            raise QuarantineError(
-                f"{len(rejected)} record(s) could not be loaded (first: {rejected[0]['reason']});"
-                " --strict makes that a failure, so nothing was loaded"
-            )
-        if batch:
-            yield batch
-        if rejected:
-            yield dlt.mark.with_hints(rejected, quarantine_hints(), create_table_variant=True)
-        if newest_seen is not None and newest_seen != cursor:
-            state[CURSOR_KEY] = newest_seen.isoformat()
+    def customers(received: Received) -> Iterator[list[Customer]]:
+        if received.customers:
+            yield received.customers
 
-    return customers
+    @dlt.transformer(
+        data_from=changed_customers,
+        name=REJECTED_TABLE,
+        write_disposition="append",
+        columns=quarantine_column_hints(),
+    )
+    def customers_rejected(received: Received) -> Iterator[list[dict[str, Any]]]:
+        if received.rejected:
+            yield received.rejected
+
+    return customers, customers_rejected
+
+
+@dataclass
+class Received:
+    """A batch of what the API returned: customers to load and records to quarantine."""
+
+    customers: list[Customer] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.customers) + len(self.rejected)
 
 
 def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:
@@ -142,12 +171,6 @@ def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:
         "load_id": dlt.current.load_package_state()["load_id"],
         "rejected_at": pendulum.now("UTC"),
     }
-
-
-def quarantine_hints() -> Any:
-    return dlt.mark.make_hints(
-        table_name=REJECTED_TABLE, write_disposition="append", columns=quarantine_column_hints()
-    )
 
 
 def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:
