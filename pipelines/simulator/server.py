@@ -85,6 +85,8 @@ class TriggSimulator:
         self.faults: deque[Fault] = deque()
         self.requests: list[RequestRecord] = []
         self.fixed_body: bytes | None = None
+        self.extra_envelopes: list[Any] = []
+        """Served after the real customers on every answer: broken records, for quarantine tests."""
         self._server: ThreadingHTTPServer | None = None
 
     # -- the service's behaviour ------------------------------------------------------------
@@ -101,7 +103,7 @@ class TriggSimulator:
         return self.store.changed_since(since)
 
     def render(self, customers: list[SimulatedCustomer]) -> bytes:
-        envelopes = [customer.envelope() for customer in customers]
+        envelopes = [customer.envelope() for customer in customers] + self.extra_envelopes
         body: Any
         if self.shape == "array":
             body = envelopes
