@@ -56,7 +56,7 @@ def test_a_second_run_exits_promptly_while_the_first_is_in_progress(
         second = run_trigg("run", env=env, cwd=tmp_path)
         second_took = time.monotonic() - started
 
-        slow_out, slow_err = slow.communicate(timeout=60)
+        _, slow_err = slow.communicate(timeout=60)
     assert second.returncode == 75
     assert "another run is in progress" in second.stderr
     assert "Traceback" not in second.stderr
