@@ -154,3 +154,26 @@ def test_a_warehouse_replaced_by_an_older_copy_continues_from_the_copys_cursor(
     assert simulator.requests[-1].since <= simulator.requests[1].since
     assert simulator.requests[-1].since != first_since
     assert differences(str(warehouse), simulator) == (0, 0)
+
+
+def test_an_interrupted_load_is_finished_first_and_new_changes_still_arrive_in_the_same_run(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    from pipelines.runner import make_pipeline, run_once
+    from pipelines.trigg import trigg_source
+    from pipelines.trigg.settings import TriggSettings
+
+    warehouse = str(tmp_path / "w.duckdb")
+    settings = TriggSettings(base_url=simulator.base_url, api_key=simulator.api_key)
+    run_once(settings, warehouse)
+    simulator.change(5)
+    crashed = make_pipeline(warehouse)
+    crashed.extract(trigg_source(**settings.source_arguments()))
+    crashed.normalize()  # ... and the process died before the load step
+    simulator.change(7)
+
+    summary = run_once(settings, warehouse)
+
+    assert any("interrupted run" in note for note in summary.notes)
+    assert len(simulator.requests) == 3  # the first run, the crashed run, then this run's own
+    assert differences(warehouse, simulator) == (0, 0)
