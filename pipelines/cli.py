@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail the run (and load nothing) if any record would be quarantined",
     )
+    run.add_argument(
+        "--destination",
+        metavar="NAME",
+        help="any dlt destination (duckdb, postgres, motherduck, bigquery, snowflake, ...),"
+        " configured the dlt way (DESTINATION__<NAME>__CREDENTIALS); default duckdb",
+    )
     run.set_defaults(handler=_run)
 
     demo = commands.add_parser(
@@ -100,11 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pipelines.runner import run_once
     from pipelines.trigg.errors import ConfigError
-    from pipelines.trigg.settings import duckdb_location, load_settings
+    from pipelines.trigg.settings import load_settings
+    from pipelines.warehouse import resolve_warehouse
 
     settings = load_settings()
+    warehouse = resolve_warehouse(args.destination)
     try:
-        summary = run_once(settings, duckdb_location(), since=args.since, strict=args.strict)
+        summary = run_once(settings, warehouse, since=args.since, strict=args.strict)
     except ValueError as bad_since:
         if args.since is None:
             raise

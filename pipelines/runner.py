@@ -9,7 +9,6 @@ warehouses on one machine never share a cursor), and a local cursor the warehous
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -20,19 +19,18 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import dlt
-import duckdb
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
-from pipelines.duckdb_catalog import qualify_colliding_catalogs
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, trigg_source
 from pipelines.trigg.errors import RunInProgress, TriggError
 from pipelines.trigg.schema import QUARANTINE, REJECTED_TABLE, ROOT_TABLE, TABLES
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
+from pipelines.warehouse import Warehouse, duckdb_file, lock_holder
 
 log = logging.getLogger("trigg")
 T = TypeVar("T")
@@ -47,19 +45,23 @@ class WarehouseLocked(TriggError):
     """Another process held the DuckDB file for longer than the run would wait."""
 
 
-def working_dir(warehouse: str) -> str:
+def as_warehouse(warehouse: Warehouse | str) -> Warehouse:
+    """A `Warehouse`; a plain string is the path of a DuckDB file."""
+    return warehouse if isinstance(warehouse, Warehouse) else duckdb_file(warehouse)
+
+
+def working_dir(warehouse: Warehouse | str) -> str:
     """dlt's working folder for this warehouse (state, pending packages, the run lock)."""
-    key = hashlib.sha256(os.path.abspath(warehouse).encode()).hexdigest()[:16]
-    return os.path.join(get_dlt_pipelines_dir(), "trigg", key)
+    return os.path.join(get_dlt_pipelines_dir(), "trigg", as_warehouse(warehouse).key)
 
 
-def make_pipeline(warehouse: str) -> dlt.Pipeline:
-    """The `trigg_customers` pipeline loading into the DuckDB file `warehouse`."""
-    qualify_colliding_catalogs()
+def make_pipeline(warehouse: Warehouse | str) -> dlt.Pipeline:
+    """The `trigg_customers` pipeline loading into `warehouse`."""
+    target = as_warehouse(warehouse)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        pipelines_dir=working_dir(warehouse),
-        destination=dlt.destinations.duckdb(os.path.abspath(warehouse)),
+        pipelines_dir=working_dir(target),
+        destination=target.destination,
         dataset_name=DATASET_NAME,
     )
 
@@ -70,7 +72,7 @@ def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
 
 
 @contextmanager
-def exclusive_run(warehouse: str) -> Iterator[None]:
+def exclusive_run(warehouse: Warehouse) -> Iterator[None]:
     """One run per warehouse at a time. The OS drops the lock when its process dies (kill -9)."""
     folder = working_dir(warehouse)
     os.makedirs(folder, exist_ok=True)
@@ -88,10 +90,14 @@ def exclusive_run(warehouse: str) -> Iterator[None]:
 
 
 def run_once(
-    settings: TriggSettings, warehouse: str, since: str | None = None, strict: bool = False
+    settings: TriggSettings,
+    warehouse: Warehouse | str,
+    since: str | None = None,
+    strict: bool = False,
 ) -> RunSummary:
     """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor."""
     started = time.monotonic()
+    warehouse = as_warehouse(warehouse)
     zone = ZoneInfo(settings.timezone)
     request_since = parse_since(since, zone) if since else None
     deadline = time.monotonic() + settings.lock_timeout_seconds
@@ -114,7 +120,7 @@ def run_once(
     notes.extend(_quarantine_notes(pipeline, rows))
     notes.extend(_new_field_notes(load_info))
     return RunSummary(
-        warehouse=warehouse,
+        warehouse=str(warehouse),
         since=request_since,
         cursor_before=cursor_before,
         cursor_after=stored_cursor(pipeline),
@@ -127,7 +133,7 @@ def run_once(
 
 
 def _forget_unknown_cursor(
-    pipeline: dlt.Pipeline, warehouse: str, notes: list[str], deadline: float
+    pipeline: dlt.Pipeline, warehouse: Warehouse, notes: list[str], deadline: float
 ) -> bool:
     """Drop local state the warehouse has no record of, so the run rebuilds instead of skipping.
 
@@ -166,7 +172,7 @@ def _warehouse_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
         return None
 
 
-def _when_unlocked(step: Callable[[], T], warehouse: str, deadline: float) -> T:
+def _when_unlocked(step: Callable[[], T], warehouse: Warehouse, deadline: float) -> T:
     """Run `step`, retrying while another process holds the DuckDB file, until `deadline`.
 
     dlt's steps are resumable: a load that could not open the file stays pending and the retry
@@ -175,7 +181,7 @@ def _when_unlocked(step: Callable[[], T], warehouse: str, deadline: float) -> T:
         try:
             return step()
         except Exception as failure:
-            holder = _lock_conflict(failure)
+            holder = next(filter(None, map(lock_holder, _chain(failure))), None)
             if holder is None:
                 raise
             if time.monotonic() >= deadline:
@@ -184,16 +190,6 @@ def _when_unlocked(step: Callable[[], T], warehouse: str, deadline: float) -> T:
                     " gave up waiting (sources.trigg.lock_timeout_seconds): close it and run again"
                 ) from None
             time.sleep(LOCK_POLL_SECONDS)
-
-
-def _lock_conflict(failure: BaseException) -> str | None:
-    """The holder named by a DuckDB lock conflict anywhere in `failure`'s chain, or None."""
-    for cause in _chain(failure):
-        text = str(cause)
-        if isinstance(cause, duckdb.IOException) and "lock" in text.lower():
-            pid = text.rsplit("PID", 1)[-1].strip(" )\n") if "PID" in text else ""
-            return f"PID {pid}" if pid.isdigit() else "a lock conflict"
-    return None
 
 
 def _chain(failure: BaseException) -> Iterator[BaseException]:
@@ -252,7 +248,7 @@ def _new_field_notes(load_info: LoadInfo | None) -> list[str]:
 
 
 @contextmanager
-def _failures_explained(warehouse: str) -> Iterator[None]:
+def _failures_explained(warehouse: Warehouse) -> Iterator[None]:
     """Turn dlt's wrapped failures into the one sentence the operator needs."""
     try:
         yield

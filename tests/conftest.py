@@ -12,6 +12,8 @@ import pytest
 
 from pipelines.simulator import DEMO_API_KEY, TriggSimulator
 from pipelines.trigg.settings import TriggSettings
+from tests.postgres import PostgresServer
+from tests.targets import Target, duckdb_target, postgres_target
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 _INSTALLED = Path(sys.executable).parent / "trigg"
@@ -42,13 +44,30 @@ def warehouse(tmp_path: Path) -> str:
     return str(tmp_path / "warehouse.duckdb")
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL 15 for the session; each test gets its own database."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """The core correctness and crash tests run against DuckDB and a real PostgreSQL."""
+    if request.param == "duckdb":
+        return duckdb_target(str(tmp_path / "warehouse.duckdb"))
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return postgres_target(server.create_database(f"trigg_{tmp_path.name}"[:60].lower()))
+
+
 @pytest.fixture
 def settings(simulator: TriggSimulator) -> TriggSettings:
     return TriggSettings(base_url=simulator.base_url, api_key=DEMO_API_KEY)
 
 
 def trigg_env(
-    simulator: TriggSimulator | None, warehouse: str | None, **extra: str
+    simulator: TriggSimulator | None, warehouse: str | Target | None, **extra: str
 ) -> dict[str, str]:
     """The environment a scheduler would give `trigg run`."""
     env = {
@@ -60,7 +79,9 @@ def trigg_env(
     if simulator is not None:
         env["SOURCES__TRIGG__BASE_URL"] = simulator.base_url
         env["SOURCES__TRIGG__API_KEY"] = simulator.api_key
-    if warehouse is not None:
+    if isinstance(warehouse, Target):
+        env.update(warehouse.env)
+    elif warehouse is not None:
         env["DESTINATION__DUCKDB__CREDENTIALS"] = warehouse
     env.update(extra)
     return env

@@ -13,9 +13,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-
 from pipelines.simulator import SimulatedCustomer
+from tests.targets import Target, as_target
 
 OSLO = ZoneInfo("Europe/Oslo")
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -219,54 +218,46 @@ def expected_tables(customers: Iterable[SimulatedCustomer], zone: ZoneInfo = OSL
     return {table: sorted(rows, key=repr) for table, rows in tables.items()}
 
 
-def warehouse_tables(path: str, dataset: str = "trigg") -> Rows:
+def warehouse_tables(target: Target | str) -> Rows:
     """What the warehouse holds, in the oracle's canonical form."""
-    with duckdb.connect(path, read_only=True) as connection:
-        connection.execute(f"set schema '{dataset}'")
-        existing = {row[0] for row in connection.execute("show tables").fetchall()}
-        tables: Rows = {table: [] for table in ALL_TABLES}
-        customer_columns = ", ".join(column for _, column, _ in CUSTOMER_FIELDS)
-        for row in connection.execute(
-            f"select {customer_columns}, created_at, updated_at from customers"
-        ).fetchall():
-            converted = [
-                convert(value) for (_, _, convert), value in zip(CUSTOMER_FIELDS, row, strict=False)
-            ]
-            tables["customers"].append((*converted, instant(UTC)(row[-2]), instant(UTC)(row[-1])))
-        for table, (_, _, columns) in CHILD_TABLES.items():
-            if table not in existing:
-                continue
-            selected = ", ".join(f"t.{column}" for column in columns)
-            for row in connection.execute(
-                f"""select c.id, t._dlt_list_idx, {selected} from {table} t
-                    join customers c on t._dlt_root_id = c._dlt_id"""
-            ).fetchall():
-                values = (_convert(c, v, UTC, table) for c, v in zip(columns, row[2:], strict=True))
-                tables[table].append((row[0], row[1], *values))
-        for table, (_, _, columns) in PROMOTION_TABLES.items():
-            if table not in existing:
-                continue
-            selected = ", ".join(f"t.{column}" for column in columns)
-            for row in connection.execute(
-                f"""select c.id, p.id, t._dlt_list_idx, {selected} from {table} t
-                    join customers__promotions p on t._dlt_parent_id = p._dlt_id
-                    join customers c on t._dlt_root_id = c._dlt_id"""
-            ).fetchall():
-                values = (_convert(c, v, UTC, table) for c, v in zip(columns, row[3:], strict=True))
-                tables[table].append((row[0], row[1], row[2], *values))
+    target = as_target(target)
+    existing = target.tables()
+    tables: Rows = {table: [] for table in ALL_TABLES}
+    customer_columns = ", ".join(column for _, column, _ in CUSTOMER_FIELDS)
+    for row in target.query(f"select {customer_columns}, created_at, updated_at from customers"):
+        converted = [
+            convert(value) for (_, _, convert), value in zip(CUSTOMER_FIELDS, row, strict=False)
+        ]
+        tables["customers"].append((*converted, instant(UTC)(row[-2]), instant(UTC)(row[-1])))
+    for table, (_, _, columns) in CHILD_TABLES.items():
+        if table not in existing:
+            continue
+        selected = ", ".join(f"t.{column}" for column in columns)
+        for row in target.query(
+            f"""select c.id, t._dlt_list_idx, {selected} from {table} t
+                join customers c on t._dlt_root_id = c._dlt_id"""
+        ):
+            values = (_convert(c, v, UTC, table) for c, v in zip(columns, row[2:], strict=True))
+            tables[table].append((row[0], row[1], *values))
+    for table, (_, _, columns) in PROMOTION_TABLES.items():
+        if table not in existing:
+            continue
+        selected = ", ".join(f"t.{column}" for column in columns)
+        for row in target.query(
+            f"""select c.id, p.id, t._dlt_list_idx, {selected} from {table} t
+                join customers__promotions p on t._dlt_parent_id = p._dlt_id
+                join customers c on t._dlt_root_id = c._dlt_id"""
+        ):
+            values = (_convert(c, v, UTC, table) for c, v in zip(columns, row[3:], strict=True))
+            tables[table].append((row[0], row[1], row[2], *values))
     return {table: sorted(rows, key=repr) for table, rows in tables.items()}
 
 
-def row_counts(path: str, dataset: str = "trigg") -> dict[str, int]:
+def row_counts(target: Target | str) -> dict[str, int]:
     """Rows per table, counting orphans too (a child row whose customer is gone is a defect)."""
-    with duckdb.connect(path, read_only=True) as connection:
-        connection.execute(f"set schema '{dataset}'")
-        rows = connection.execute(
-            "select table_name from information_schema.tables where table_schema = ?"
-            " and table_name not like '\\_dlt%' escape '\\'",
-            [dataset],
-        ).fetchall()
-        return {
-            name: connection.execute(f'select count(*) from "{name}"').fetchone()[0]
-            for (name,) in rows
-        }
+    target = as_target(target)
+    return {
+        name: target.query(f'select count(*) from "{name}"')[0][0]
+        for name in sorted(target.tables())
+        if not name.startswith("_dlt")
+    }

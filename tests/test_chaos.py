@@ -20,6 +20,7 @@ import pytest
 from pipelines.simulator import Fault, TriggSimulator
 from tests.conftest import TRIGG, run_trigg, trigg_env
 from tests.oracle import expected_tables, row_counts, warehouse_tables
+from tests.targets import Target
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "16"))
 SEED = int(os.environ.get("CHAOS_SEED", "20261127"))
@@ -42,7 +43,7 @@ BAD_RECORDS = {
 }
 
 
-def differences(warehouse: str, simulator: TriggSimulator) -> tuple[int, int]:
+def differences(warehouse: Target | str, simulator: TriggSimulator) -> tuple[int, int]:
     """(rows lost, rows doubled or stale) between the warehouse and the simulator's state."""
     expected = expected_tables(simulator.store.snapshot())
     actual = warehouse_tables(warehouse)
@@ -62,11 +63,12 @@ def chaos_simulator() -> TriggSimulator:
 
 
 def test_kill_minus_9_at_random_moments_never_loses_or_doubles_a_row(
-    chaos_simulator: TriggSimulator, tmp_path: Path
+    chaos_simulator: TriggSimulator, tmp_path: Path, target: Target
 ) -> None:
     simulator = chaos_simulator
     rng = random.Random(SEED)
-    warehouse = str(tmp_path / "chaos.duckdb")
+    warehouse = target
+    command = ("run", *target.cli_args)
     env = trigg_env(
         simulator,
         warehouse,
@@ -100,11 +102,11 @@ def test_kill_minus_9_at_random_moments_never_loses_or_doubles_a_row(
             run.wait()
         if round_number % 4 == 3:  # a plain rerun converges, whatever happened before
             simulator.extra_envelopes = []
-            rerun = run_trigg("run", env=env, cwd=tmp_path)
+            rerun = run_trigg(*command, env=env, cwd=tmp_path)
             assert rerun.returncode == 0, rerun.stderr
             assert differences(warehouse, simulator) == (0, 0), f"after round {round_number}"
     simulator.extra_envelopes = []
-    final = run_trigg("run", env=env, cwd=tmp_path)
+    final = run_trigg(*command, env=env, cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     lost, doubled = differences(warehouse, simulator)
     print(
@@ -157,13 +159,13 @@ def test_a_warehouse_replaced_by_an_older_copy_continues_from_the_copys_cursor(
 
 
 def test_an_interrupted_load_is_finished_first_and_new_changes_still_arrive_in_the_same_run(
-    simulator: TriggSimulator, tmp_path: Path
+    simulator: TriggSimulator, target: Target
 ) -> None:
     from pipelines.runner import make_pipeline, run_once
     from pipelines.trigg import trigg_source
     from pipelines.trigg.settings import TriggSettings
 
-    warehouse = str(tmp_path / "w.duckdb")
+    warehouse = target.warehouse
     settings = TriggSettings(base_url=simulator.base_url, api_key=simulator.api_key)
     run_once(settings, warehouse)
     simulator.change(5)
@@ -176,4 +178,4 @@ def test_an_interrupted_load_is_finished_first_and_new_changes_still_arrive_in_t
 
     assert any("interrupted run" in note for note in summary.notes)
     assert len(simulator.requests) == 3  # the first run, the crashed run, then this run's own
-    assert differences(warehouse, simulator) == (0, 0)
+    assert differences(target, simulator) == (0, 0)

@@ -10,7 +10,6 @@ from typing import Final
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dlt
 from dlt.common.configuration import configspec
 from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.common.configuration.resolve import resolve_configuration
@@ -118,9 +117,3 @@ def validate_settings(settings: TriggSettings) -> None:
         raise ConfigError(f"{env_var('lookback_minutes')} must be zero or more minutes")
     if settings.max_attempts < 1:
         raise ConfigError(f"{env_var('max_attempts')} must be 1 or more")
-
-
-def duckdb_location() -> str:
-    """The DuckDB file: dlt's `DESTINATION__DUCKDB__CREDENTIALS` or `trigg.duckdb` here."""
-    configured = dlt.config.get("destination.duckdb.credentials")
-    return str(configured) if configured else DEFAULT_DUCKDB_FILE
