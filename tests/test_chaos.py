@@ -109,9 +109,8 @@ def test_kill_minus_9_at_random_moments_never_loses_or_doubles_a_row(
     final = run_trigg(*command, env=env, cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     lost, doubled = differences(warehouse, simulator)
-    print(
-        f"\nchaos: {ROUNDS} rounds, {dict(sorted(tally.items()))}; lost {lost}, doubled {doubled}"
-    )
+    tried = dict(sorted(tally.items()))
+    print(f"\nchaos ({target.kind}): {ROUNDS} rounds, {tried}; lost {lost}, doubled {doubled}")
     assert (lost, doubled) == (0, 0)
     assert tally["killed"] >= ROUNDS // 4, "the kills must actually interrupt runs"
 
