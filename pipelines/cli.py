@@ -6,12 +6,15 @@ Failures print one sentence on stderr and exit non-zero; `--verbose` adds the tr
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+
+from pipelines.trigg.events import event
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -23,6 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", help="show tracebacks and dlt's log"
+    )
+    common.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one JSON object per event on stdout (run start, request, retries, load,"
+        " summary), for log shippers; default: human-readable",
     )
     parser = argparse.ArgumentParser(
         prog="trigg",
@@ -86,20 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     if not args.verbose:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+    from pipelines.logs import configure
     from pipelines.trigg.errors import TriggError
 
+    configure(args.log_format, args.verbose)
     try:
         return args.handler(args)
     except TriggError as failure:
-        return _fail(str(failure), failure.exit_code, args.verbose)
+        return _fail(str(failure), failure.exit_code, args)
     except KeyboardInterrupt:
-        return _fail("interrupted; the cursor only moves with a completed load", 130, False)
+        return _fail("interrupted; the cursor only moves with a completed load", 130, args)
     except Exception as failure:  # the last line of defence: still one sentence
         return _fail(
             f"unexpected {type(failure).__name__}: {_first_line(failure)}"
             " (run with --verbose for the traceback)",
             EXIT_FAILED,
-            args.verbose,
+            args,
         )
 
 
@@ -117,7 +129,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.since is None:
             raise
         raise ConfigError(f"--since {bad_since}") from None
-    print(summary.render())
+    if args.log_format == "json":
+        event("summary", summary.headline(), **summary.as_dict())
+    else:
+        print(summary.render())
     return EXIT_OK
 
 
@@ -158,10 +173,13 @@ def _simulator(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fail(message: str, code: int, verbose: bool) -> int:
-    if verbose:
+def _fail(message: str, code: int, args: argparse.Namespace) -> int:
+    """One sentence on stderr (and a `failure` event for JSON logs); the traceback if verbose."""
+    if args.verbose:
         traceback.print_exc()
     print(f"trigg: {message}", file=sys.stderr)
+    if args.log_format == "json":
+        event("failure", message, logging.ERROR, exit_code=code)
     return code
 
 

@@ -27,12 +27,12 @@ from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, trigg_source
 from pipelines.trigg.errors import RunInProgress, TriggError
+from pipelines.trigg.events import event
 from pipelines.trigg.schema import QUARANTINE, REJECTED_TABLE, ROOT_TABLE, TABLES
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import Warehouse, duckdb_file, lock_holder
 
-log = logging.getLogger("trigg")
 T = TypeVar("T")
 LOCK_POLL_SECONDS = 0.5
 
@@ -114,11 +114,25 @@ def run_once(
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
+        event(
+            "run_start",
+            f"asking for changes since {request_since}",
+            warehouse=str(warehouse),
+            since=request_since,
+            cursor=cursor_before.isoformat() if cursor_before else None,
+        )
         source = trigg_source(**settings.source_arguments(), since=request_since, strict=strict)
         load_info = _when_unlocked(lambda: pipeline.run(source), warehouse, deadline)
     rows = _rows_written(pipeline)
-    notes.extend(_quarantine_notes(pipeline, rows))
-    notes.extend(_new_field_notes(load_info))
+    event(
+        "load",
+        f"loaded {sum(rows.values()):,} rows into {warehouse}",
+        load_ids=list(load_info.loads_ids) if load_info else [],
+        rows_per_table=rows,
+    )
+    for note in [*_quarantine_notes(pipeline, rows), *_new_field_notes(load_info)]:
+        event("warning", note, logging.WARNING)
+        notes.append(note)
     return RunSummary(
         warehouse=str(warehouse),
         since=request_since,
@@ -158,7 +172,7 @@ def _forget_unknown_cursor(
             else "rebuilding from initial_since"
         )
     )
-    log.warning(message)
+    event("warehouse_mismatch", message, logging.WARNING, warehouse=str(warehouse))
     notes.append(message)
     pipeline.drop()
     return True

@@ -27,11 +27,16 @@ class RunSummary:
             summary[key] = _iso(summary[key])
         return summary
 
+    def headline(self) -> str:
+        return (
+            f"trigg run: {self.customers_received} customers received,"
+            f" loaded into {self.warehouse} in {self.duration_seconds:.1f} s"
+        )
+
     def render(self) -> str:
         cursor_moved = "" if self.cursor_after != self.cursor_before else " (unchanged)"
         lines = [
-            f"trigg run: {self.customers_received} customers received,"
-            f" loaded into {self.warehouse} in {self.duration_seconds:.1f} s",
+            self.headline(),
             f"  since asked   {self.since}",
             f"  cursor        {_iso(self.cursor_before) or 'none'}"
             f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",

@@ -179,3 +179,19 @@ def test_simulator_command_serves_the_api_and_prints_url_and_key(tmp_path: Path)
             assert len(response.json()) == 12
         finally:
             process.terminate()
+
+
+def test_an_unconfigured_destination_names_what_to_set(tmp_path: Path) -> None:
+    env = trigg_env(
+        None, None, SOURCES__TRIGG__BASE_URL="https://api.oculos.no/v4", SOURCES__TRIGG__API_KEY="k"
+    )
+    result = run_trigg("run", "--destination", "snowflake", env=env, cwd=tmp_path)
+    assert_one_clear_sentence(result, "DESTINATION__SNOWFLAKE__CREDENTIALS")
+
+
+def test_an_unknown_destination_is_refused(tmp_path: Path) -> None:
+    env = trigg_env(
+        None, None, SOURCES__TRIGG__BASE_URL="https://api.oculos.no/v4", SOURCES__TRIGG__API_KEY="k"
+    )
+    result = run_trigg("run", "--destination", "nosuchwarehouse", env=env, cwd=tmp_path)
+    assert_one_clear_sentence(result, "'nosuchwarehouse' is not a dlt destination")

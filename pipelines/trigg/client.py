@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 import requests
 
 from pipelines.trigg.errors import ApiError, ConfigError, TemporaryApiError
+from pipelines.trigg.events import event
 from pipelines.trigg.settings import API_KEY_HEADER, CHANGED_CUSTOMERS_PATH, env_var
-
-log = logging.getLogger("trigg")
 
 RETRIED_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 """Temporary answers. 409 is undocumented for this GET; a conflict on a read is taken to be a
@@ -119,12 +118,20 @@ class TriggClient:
                     raise self._gave_up(failure, attempt, waited) from None
                 if waited + delay > self.retry.max_wait_seconds:
                     raise self._gave_up(failure, attempt, waited, next_delay=delay) from None
-                log.warning("attempt %d failed (%s); retrying in %.1f s", attempt, failure, delay)
+                event(
+                    "retry",
+                    f"attempt {attempt} failed ({failure}); retrying in {delay:.1f} s",
+                    logging.WARNING,
+                    attempt=attempt,
+                    reason=str(failure),
+                    delay_seconds=round(delay, 3),
+                )
                 self.sleep(delay)
                 waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _download(self, since: str) -> IO[bytes]:
+        started = time.monotonic()
         try:
             response = self.session.get(
                 self.changed_customers_url(since), timeout=self.timeout_seconds, stream=True
@@ -141,7 +148,18 @@ class TriggClient:
                 )
             if response.status_code != 200:
                 raise ApiError(describe_failure(response.status_code, response.content, since))
-            return self._spool(response)
+            body = self._spool(response)
+        size = body.seek(0, 2)
+        body.seek(0)
+        event(
+            "request",
+            f"GET {CHANGED_CUSTOMERS_PATH.format(since=since)}: {size:,} bytes",
+            since=since,
+            status=200,
+            bytes=size,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return body
 
     def _spool(self, response: requests.Response) -> IO[bytes]:
         body = tempfile.TemporaryFile(prefix="trigg-body-")  # noqa: SIM115 (the caller closes it)
