@@ -29,7 +29,8 @@ def valid_cron_field(field: str, low: int, high: int) -> bool:
 def valid_cron_schedule(schedule: str) -> bool:
     fields = schedule.split()
     return len(fields) == 5 and all(
-        valid_cron_field(field, low, high) for field, (low, high) in zip(fields, CRON_FIELDS)
+        valid_cron_field(field, low, high)
+        for field, (low, high) in zip(fields, CRON_FIELDS, strict=True)
     )
 
 
@@ -114,6 +115,6 @@ def test_the_github_actions_workflow_is_scheduled_and_uses_secrets() -> None:
     commands = "\n".join(step.get("run", "") for step in job["steps"])
     assert "uv sync --locked" in commands and "trigg run" in commands
     assert "75" in commands
-    script = [step["run"] for step in job["steps"] if "trigg run" in step.get("run", "")][0]
+    script = next(step["run"] for step in job["steps"] if "trigg run" in step.get("run", ""))
     syntax = subprocess.run(["bash", "-n", "-c", script], capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
