@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fail the run (and load nothing) if any record would be quarantined",
     )
     run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="drop the loaded tables and the cursor, then reload from initial_since (needed to"
+        " switch sources.trigg.pii on an existing warehouse)",
+    )
+    run.add_argument(
         "--destination",
         metavar="NAME",
         help="any dlt destination (duckdb, postgres, motherduck, bigquery, snowflake, ...),"
@@ -124,7 +130,13 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings()
     warehouse = resolve_warehouse(args.destination)
     try:
-        summary = run_once(settings, warehouse, since=args.since, strict=args.strict)
+        summary = run_once(
+            settings,
+            warehouse,
+            since=args.since,
+            strict=args.strict,
+            full_refresh=args.full_refresh,
+        )
     except ValueError as bad_since:
         if args.since is None:
             raise

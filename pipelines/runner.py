@@ -25,8 +25,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.summary import RunSummary
-from pipelines.trigg import plan_since, read_cursor, trigg_source
-from pipelines.trigg.errors import RunInProgress, TriggError
+from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
+from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
 from pipelines.trigg.events import event
 from pipelines.trigg.schema import QUARANTINE, REJECTED_TABLE, ROOT_TABLE, TABLES
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
@@ -66,9 +66,13 @@ def make_pipeline(warehouse: Warehouse | str) -> dlt.Pipeline:
     )
 
 
+def _source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    return pipeline.state.get("sources", {}).get(SOURCE_NAME, {})
+
+
 def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
     """The cursor in the pipeline's state."""
-    return read_cursor(pipeline.state.get("sources", {}).get(SOURCE_NAME, {}))
+    return read_cursor(_source_state(pipeline))
 
 
 @contextmanager
@@ -94,8 +98,12 @@ def run_once(
     warehouse: Warehouse | str,
     since: str | None = None,
     strict: bool = False,
+    full_refresh: bool = False,
 ) -> RunSummary:
-    """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor."""
+    """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor.
+
+    `full_refresh` drops the source's tables and state first and reloads from `initial_since`.
+    """
     started = time.monotonic()
     warehouse = as_warehouse(warehouse)
     zone = ZoneInfo(settings.timezone)
@@ -110,7 +118,14 @@ def run_once(
         if pipeline.has_pending_data:  # a crashed run's packages are loaded first
             notes.append("finished loading the packages of an interrupted run first")
             _when_unlocked(pipeline.run, warehouse, deadline)
-        cursor_before = stored_cursor(pipeline)
+        loaded_with = read_pii_mode(_source_state(pipeline))
+        if loaded_with not in (None, settings.pii) and not full_refresh:
+            raise ConfigError(
+                f"{warehouse} was loaded with pii = {loaded_with}; switching to {settings.pii}"
+                " would mix both in one warehouse: run `trigg run --full-refresh` to drop and"
+                " reload its tables"
+            )
+        cursor_before = None if full_refresh else stored_cursor(pipeline)
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
@@ -122,7 +137,10 @@ def run_once(
             cursor=cursor_before.isoformat() if cursor_before else None,
         )
         source = trigg_source(**settings.source_arguments(), since=request_since, strict=strict)
-        load_info = _when_unlocked(lambda: pipeline.run(source), warehouse, deadline)
+        refresh = "drop_sources" if full_refresh else None
+        load_info = _when_unlocked(
+            lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
+        )
     rows = _rows_written(pipeline)
     event(
         "load",
@@ -143,6 +161,7 @@ def run_once(
         duration_seconds=time.monotonic() - started,
         load_ids=list(load_info.loads_ids) if load_info else [],
         notes=notes,
+        pii=settings.pii,
     )
 
 

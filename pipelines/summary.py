@@ -20,6 +20,8 @@ class RunSummary:
     load_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Things the operator should know that did not fail the run."""
+    pii: str = "keep"
+    """How personal data was handled: keep, pseudonymize or drop."""
 
     def as_dict(self) -> dict[str, Any]:
         summary = asdict(self)
@@ -42,6 +44,8 @@ class RunSummary:
             f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",
             "  rows written  " + (_rows(self.rows_per_table) or "none"),
         ]
+        if self.pii != "keep":
+            lines.append(f"  personal data {self.pii}")
         lines.extend(f"  note          {note}" for note in self.notes)
         return "\n".join(lines)
 

@@ -22,6 +22,7 @@ from dlt.extract import DltResource
 
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
+from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
     Customer,
     InvalidRecord,
@@ -44,6 +45,7 @@ from pipelines.trigg.settings import (
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RETRY_WAIT_SECONDS,
+    DEFAULT_PII,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_TIMEZONE,
     SOURCE_NAME,
@@ -51,9 +53,11 @@ from pipelines.trigg.settings import (
 from pipelines.trigg.timestamps import default_initial_since, parse_since, since_from_cursor
 from pipelines.trigg.validation import problem
 
-__all__ = ["plan_since", "read_cursor", "trigg_source"]
+__all__ = ["plan_since", "read_cursor", "read_pii_mode", "trigg_source"]
 
 CURSOR_KEY = "cursor"
+PII_KEY = "pii"
+"""The pii mode the warehouse was loaded with: switching it needs a full refresh."""
 BATCH_SIZE = 1000
 """Records handed to dlt per item: lists are much cheaper for dlt than single rows."""
 
@@ -70,6 +74,8 @@ def trigg_source(
     backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
     max_retry_wait_seconds: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
     allow_insecure_http: bool = False,
+    pii: str = DEFAULT_PII,
+    pii_key: str | None = dlt.secrets.value,
     since: str | None = None,
     strict: bool = False,
 ) -> tuple[DltResource, DltResource]:
@@ -80,6 +86,7 @@ def trigg_source(
     Records that cannot be loaded go to `customers_rejected`; with `strict`, they fail the run.
     """
     zone = ZoneInfo(timezone)
+    privacy = Privacy(pii, pii_key)
     client = TriggClient(
         base_url,
         api_key,
@@ -99,7 +106,8 @@ def trigg_source(
         rejected = 0
         first_reason = ""
         with client.changed_customers(request_since) as body:
-            for data, meta in iter_envelopes(read_body(body)):
+            for raw, meta in iter_envelopes(read_body(body)):
+                data = privacy.apply(raw)
                 try:
                     customer = to_customer(data, meta, zone)
                     reason = problem(customer)
@@ -124,6 +132,8 @@ def trigg_source(
             yield batch
         if newest_seen is not None and newest_seen != cursor:
             state[CURSOR_KEY] = newest_seen.isoformat()
+        if state.get(PII_KEY, DEFAULT_PII) != privacy.mode:
+            state[PII_KEY] = privacy.mode
 
     @dlt.transformer(
         data_from=changed_customers,
@@ -171,6 +181,13 @@ def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:
         "load_id": dlt.current.load_package_state()["load_id"],
         "rejected_at": pendulum.now("UTC"),
     }
+
+
+def read_pii_mode(source_state: Mapping[str, Any]) -> str | None:
+    """The pii mode the warehouse was loaded with; None before the first load."""
+    if PII_KEY in source_state:
+        return str(source_state[PII_KEY])
+    return DEFAULT_PII if CURSOR_KEY in source_state else None
 
 
 def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:

@@ -60,7 +60,12 @@ TABLES: Final[tuple[Table, ...]] = (
             _text("zip", "Postal code, kept as text (leading zeros matter)."),
             _text("city", "City."),
             _text("country", "Country code, 2 letters ISO 3166."),
-            Column("birth_date", "date", "Date of birth."),
+            Column("birth_date", "date", "Date of birth (only with pii = keep)."),
+            Column(
+                "birth_year",
+                "bigint",
+                "Year of birth: what is kept of the birth date with pii = pseudonymize or drop.",
+            ),
             _text("gender", "Female, Male or Unknown by default; can be customized."),
             Column(
                 "loyalty__points",

@@ -17,6 +17,7 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.typing import TSecretStrValue
 
 from pipelines.trigg.errors import ConfigError
+from pipelines.trigg.privacy import Privacy
 
 SOURCE_NAME: Final = "trigg"
 PIPELINE_NAME: Final = "trigg_customers"
@@ -38,6 +39,7 @@ DEFAULT_BACKOFF_SECONDS: Final = 1.0
 DEFAULT_MAX_RETRY_WAIT_SECONDS: Final = 300.0
 DEFAULT_LOCK_TIMEOUT_SECONDS: Final = 60.0
 DEFAULT_DUCKDB_FILE: Final = "trigg.duckdb"
+DEFAULT_PII: Final = "keep"
 
 
 def env_var(key: str) -> str:
@@ -65,6 +67,10 @@ class TriggSettings(BaseConfiguration):
     """Allow a plain http:// base URL for a host that is not loopback (the key travels in clear)."""
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
     """How long a run waits for a DuckDB file another process holds open."""
+    pii: str = DEFAULT_PII
+    """keep, pseudonymize or drop: what happens to members' personal data (see privacy.py)."""
+    pii_key: TSecretStrValue | None = None
+    """The secret HMAC key of pii = pseudonymize; the same key keeps pseudonyms joinable."""
 
     def source_arguments(self) -> dict[str, object]:
         """The arguments of `trigg_source()` these settings stand for."""
@@ -82,6 +88,8 @@ SOURCE_ARGUMENTS: Final = (
     "backoff_seconds",
     "max_retry_wait_seconds",
     "allow_insecure_http",
+    "pii",
+    "pii_key",
 )
 
 
@@ -117,3 +125,4 @@ def validate_settings(settings: TriggSettings) -> None:
         raise ConfigError(f"{env_var('lookback_minutes')} must be zero or more minutes")
     if settings.max_attempts < 1:
         raise ConfigError(f"{env_var('max_attempts')} must be 1 or more")
+    Privacy(settings.pii, settings.pii_key)  # an unknown mode or a missing key fails here
