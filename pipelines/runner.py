@@ -148,7 +148,7 @@ def run_once(
         load_ids=list(load_info.loads_ids) if load_info else [],
         rows_per_table=rows,
     )
-    for note in [*_quarantine_notes(pipeline, rows), *_new_field_notes(load_info)]:
+    for note in [*_quarantine_notes(rows), *_new_field_notes(load_info)]:
         event("warning", note, logging.WARNING)
         notes.append(note)
     return RunSummary(
@@ -247,7 +247,7 @@ def _rows_written(pipeline: dlt.Pipeline) -> dict[str, int]:
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
 
 
-def _quarantine_notes(pipeline: dlt.Pipeline, rows: dict[str, int]) -> list[str]:
+def _quarantine_notes(rows: dict[str, int]) -> list[str]:
     rejected = rows.get(REJECTED_TABLE, 0)
     if not rejected:
         return []
