@@ -258,15 +258,55 @@ def warehouse_tables(path: str, dataset: str = "trigg") -> Rows:
 
 
 def row_counts(path: str, dataset: str = "trigg") -> dict[str, int]:
-    """Rows per table, counting orphans too (a child row whose customer is gone is a defect)."""
+    """Rows per table (views aside), counting orphans too (a child row whose customer is gone is a
+    defect)."""
     with duckdb.connect(path, read_only=True) as connection:
         connection.execute(f"set schema '{dataset}'")
         rows = connection.execute(
             "select table_name from information_schema.tables where table_schema = ?"
-            " and table_name not like '\\_dlt%' escape '\\'",
+            " and table_type = 'BASE TABLE' and table_name not like '\\_dlt%' escape '\\'",
             [dataset],
         ).fetchall()
         return {
             name: connection.execute(f'select count(*) from "{name}"').fetchone()[0]
             for (name,) in rows
         }
+
+
+VERSION_POINTS = ("points", "pointsActive", "pointsPending", "pointsExpired", "pointsTotal")
+VERSION_FLAGS = ("acceptsTerms", "acceptsEmail", "acceptsSms")
+VERSION_COLUMNS = (
+    "customer_id, updated_at, points, points_active, points_pending, points_expired,"
+    " points_total, accepts_terms, accepts_email, accepts_sms, promotions"
+)
+
+
+def expected_versions(
+    snapshots: Iterable[Iterable[SimulatedCustomer]], zone: ZoneInfo = OSLO
+) -> list[tuple[Any, ...]]:
+    """Rows `customer_versions` must hold after runs that each saw one snapshot of the service:
+    one per (customer id, updated_at), whichever run delivered it."""
+    versions: dict[tuple[str, datetime | None], tuple[Any, ...]] = {}
+    for snapshot in snapshots:
+        for customer in snapshot:
+            data = customer.data
+            updated_at = instant(zone)(customer.updated_at)
+            versions[(data["id"], updated_at)] = (
+                data["id"],
+                updated_at,
+                *(as_float(_get(data, f"loyalty.{field}")) for field in VERSION_POINTS),
+                *(bool(_get(data, f"consents.{flag}")) for flag in VERSION_FLAGS),
+                len(data.get("promotions") or []),
+            )
+    return sorted(versions.values(), key=repr)
+
+
+def warehouse_versions(path: str, dataset: str = "trigg") -> list[tuple[Any, ...]]:
+    """`customer_versions` as the warehouse holds it, in the oracle's canonical form."""
+    with duckdb.connect(path, read_only=True) as connection:
+        connection.execute(f"set schema '{dataset}'")
+        rows = connection.execute(f"select {VERSION_COLUMNS} from customer_versions").fetchall()
+    return sorted(
+        ((row[0], instant(UTC)(row[1]), *row[2:]) for row in rows),
+        key=repr,
+    )

@@ -21,6 +21,7 @@ from dlt.extract import DltResource
 
 from pipelines.trigg.client import TriggClient
 from pipelines.trigg.errors import ResponseShapeError
+from pipelines.trigg.history import customer_versions
 from pipelines.trigg.records import Customer, iter_envelopes, newest, to_customer
 from pipelines.trigg.schema import PRIMARY_KEY, ROOT_TABLE, nested_hints, root_column_hints
 from pipelines.trigg.settings import (
@@ -48,11 +49,12 @@ def trigg_source(
     initial_since: str | None = None,
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
     since: str | None = None,
-) -> DltResource:
+) -> list[DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
     `since` is sent as given; without it, a first run asks from `initial_since` (default: one
     day ago) and later runs from the cursor: the newest `metaData.UpdatedAt` loaded so far.
+    Each customer also becomes a row of `customer_versions` (see `history.py`).
     """
     zone = ZoneInfo(timezone)
     client = TriggClient(base_url, api_key, request_timeout_seconds)
@@ -86,7 +88,7 @@ def trigg_source(
         if newest_seen is not None and newest_seen != cursor:
             state[CURSOR_KEY] = newest_seen.isoformat()
 
-    return customers
+    return [customers, customer_versions(customers)]
 
 
 def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:
