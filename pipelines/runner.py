@@ -26,6 +26,8 @@ from pipelines.trigg.errors import TriggError
 from pipelines.trigg.schema import ROOT_TABLE
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
+from pipelines.warehouse import after_load
+from pipelines.warehouse.run_history import RunRecorder
 
 
 class LoadError(TriggError):
@@ -51,11 +53,33 @@ def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
 
 
 def run_once(settings: TriggSettings, warehouse: str, since: str | None = None) -> RunSummary:
-    """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor."""
-    started = time.monotonic()
+    """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor.
+
+    Every run, failed or not, gets a row in `run_history`; a successful one also refreshes the
+    analyst layer and reports the data-quality checks (see `pipelines.warehouse`).
+    """
     zone = ZoneInfo(settings.timezone)
     request_since = parse_since(since, zone) if since else None
     pipeline = make_pipeline(warehouse)
+    recorder = RunRecorder(pipeline)
+    try:
+        summary = _load(pipeline, settings, warehouse, request_since, recorder)
+    except Exception as failure:
+        recorder.failed(failure, secrets=[settings.api_key])
+        raise
+    recorder.succeeded(summary)
+    return summary
+
+
+def _load(
+    pipeline: dlt.Pipeline,
+    settings: TriggSettings,
+    warehouse: str,
+    request_since: str | None,
+    recorder: RunRecorder,
+) -> RunSummary:
+    started = time.monotonic()
+    zone = ZoneInfo(settings.timezone)
     with _failures_explained(warehouse):
         pipeline.sync_destination()
         if pipeline.has_pending_data:  # a crashed run's packages are loaded first
@@ -64,6 +88,7 @@ def run_once(settings: TriggSettings, warehouse: str, since: str | None = None) 
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
+        recorder.planned(request_since, cursor_before)
         source = trigg_source(
             base_url=settings.base_url,
             api_key=settings.api_key,
@@ -75,6 +100,7 @@ def run_once(settings: TriggSettings, warehouse: str, since: str | None = None) 
         )
         load_info = pipeline.run(source)
     rows = _rows_written(pipeline)
+    quality_checks = after_load(pipeline)
     return RunSummary(
         warehouse=warehouse,
         since=request_since,
@@ -84,6 +110,7 @@ def run_once(settings: TriggSettings, warehouse: str, since: str | None = None) 
         rows_per_table=rows,
         duration_seconds=time.monotonic() - started,
         load_ids=list(load_info.loads_ids) if load_info else [],
+        quality_checks=quality_checks,
     )
 
 
