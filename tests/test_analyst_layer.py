@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -277,3 +278,15 @@ def test_every_table_view_and_column_carries_its_description_as_a_comment(
         descriptions = {c.name: c.description for c in described[table].columns}
         assert column in descriptions, f"{table}.{column} has no description"
         assert comment == descriptions[column], f"{table}.{column}"
+
+
+def test_the_views_keep_working_when_the_warehouse_file_is_renamed(
+    settings: TriggSettings, any_warehouse: str, tmp_path: Path
+) -> None:
+    run_once(settings, any_warehouse)
+    renamed = tmp_path / "copy-for-analysts.duckdb"
+    shutil.copyfile(any_warehouse, renamed)
+
+    for view in VIEWS:  # the views name their tables without a catalog
+        assert query(str(renamed), f"select count(*) from {view.name}")[0][0] >= 0
+    assert query(str(renamed), "select count(*) from customer_overview") == [(60,)]
