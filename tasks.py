@@ -3,6 +3,7 @@
 
     python3 tasks.py demo     # install what is needed, run the demo
     python3 tasks.py test     # install what is needed, run the whole test suite
+    python3 tasks.py docs     # regenerate docs/data-dictionary.md from pipelines/trigg/schema.py
 
 Both install the locked dependencies (uv.lock) into .venv with uv, installing uv first if needed.
 Extra arguments go to the command: `python3 tasks.py test -k cursor`.
@@ -20,7 +21,12 @@ from pathlib import Path
 UV_VERSION = "0.13.9"
 ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / ".tools"
-COMMANDS = {"demo": ["trigg", "demo"], "test": ["pytest"], "trigg": ["trigg"]}
+COMMANDS = {
+    "demo": ["trigg", "demo"],
+    "test": ["pytest"],
+    "trigg": ["trigg"],
+    "docs": ["python", "-m", "pipelines.warehouse.dictionary"],
+}
 
 
 def uv_command() -> list[str]:

@@ -1,4 +1,5 @@
-"""The `trigg` command: `run` for schedulers, `demo` for a first look, `simulator` for notebooks.
+"""The `trigg` command: `run` for schedulers, `status` for people and monitors, `demo` for a first
+look, `simulator` for notebooks.
 
 Failures print one sentence on stderr and exit non-zero; `--verbose` adds the traceback.
 """
@@ -6,6 +7,7 @@ Failures print one sentence on stderr and exit non-zero; `--verbose` adds the tr
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -77,6 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--warehouse", default=None, metavar="PATH", help="default trigg_demo.duckdb")
     demo.set_defaults(handler=_demo)
 
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="cursor, last run, freshness lag, rows per table (reads the warehouse only)",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON, for machines")
+    status.add_argument(
+        "--warehouse",
+        default=None,
+        metavar="PATH",
+        help="the DuckDB file; default DESTINATION__DUCKDB__CREDENTIALS or trigg.duckdb",
+    )
+    status.set_defaults(handler=_status)
+
     simulator = commands.add_parser(
         "simulator", parents=[common], help="serve the simulated Trigg API until Ctrl-C"
     )
@@ -122,10 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipelines.destinations import resolve_warehouse
     from pipelines.runner import run_once
     from pipelines.trigg.errors import ConfigError
     from pipelines.trigg.settings import load_settings
-    from pipelines.warehouse import resolve_warehouse
 
     settings = load_settings()
     warehouse = resolve_warehouse(args.destination)
@@ -154,6 +170,15 @@ def _demo(args: argparse.Namespace) -> int:
     run_demo(
         customers=args.customers, changes=args.changes, warehouse=args.warehouse or DEMO_WAREHOUSE
     )
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from pipelines.destinations import resolve_warehouse
+    from pipelines.warehouse.status import read_status
+
+    status = read_status(args.warehouse or resolve_warehouse().location)
+    print(json.dumps(status.as_dict(), indent=2) if args.json else status.render())
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ from pipelines.runner import make_pipeline, run_once
 from pipelines.simulator import DEMO_API_KEY, TriggSimulator
 from pipelines.summary import RunSummary
 from pipelines.trigg.settings import DATASET_NAME, TriggSettings
+from pipelines.warehouse.status import read_status
 
 DEMO_WAREHOUSE = "trigg_demo.duckdb"
 DEMO_SEED = 2024
@@ -22,29 +23,34 @@ DEMO_SEED = 2024
 EXAMPLE_QUERIES: tuple[tuple[str, str], ...] = (
     (
         "Members by city (top 5)",
-        """select city, count(*) as members, round(avg(loyalty__points)) as avg_points
-           from customers group by city order by members desc, city limit 5""",
+        """select city, count(*) as members, round(avg(points)) as avg_points
+           from customer_overview group by city order by members desc, city limit 5""",
+    ),
+    (
+        "Members by age band",
+        """select age_band, count(*) as members, round(avg(points)) as avg_points,
+                  sum(active_promotions) as active_promotions
+           from customer_overview group by age_band order by min(age) nulls last""",
     ),
     (
         "Promotions per channel, and how often they were redeemed",
-        """select ch.type as channel, count(distinct p._dlt_id) as promotions,
-                  sum(p.redemption_count) as redemptions
-           from customers__promotions p
-           join customers__promotions__redemption_channels ch on ch._dlt_parent_id = p._dlt_id
-           group by channel order by channel""",
+        """select ch.channel, count(*) as promotions, sum(p.redemption_count) as redemptions
+           from promotion_channels ch join customer_promotions p using (customer_id, promotion_id)
+           group by ch.channel order by ch.channel""",
     ),
     (
-        "Stamp cards: share completed",
-        """select namn as stamp_card, count(*) as cards,
-                  round(avg(case when count >= total then 1 else 0 end), 2) as completed
-           from customers__loyalty__loyalty_cards group by namn order by namn""",
+        "Stamp cards: completion",
+        """select name as stamp_card, count(*) as cards,
+                  round(avg(completion), 2) as avg_completion,
+                  round(avg(is_completed::int), 2) as completed
+           from stamp_cards group by name order by name""",
     ),
     (
         "Consent rates",
-        """select round(avg(consents__accepts_email::int), 2) as email,
-                  round(avg(consents__accepts_sms::int), 2) as sms,
+        """select round(avg(accepts_email::int), 2) as email,
+                  round(avg(accepts_sms::int), 2) as sms,
                   count(*) as members
-           from customers""",
+           from customer_overview""",
     ),
 )
 
@@ -55,7 +61,7 @@ def run_demo(
     warehouse: str = DEMO_WAREHOUSE,
     echo: Callable[[str], None] = print,
 ) -> list[RunSummary]:
-    """Initial load, simulated changes, incremental load, then a few analyst queries."""
+    """Initial load, simulated changes, incremental load, a few analyst queries, the status."""
     _start_fresh(warehouse)
     with TriggSimulator(customers=customers, seed=DEMO_SEED) as simulator:
         settings = TriggSettings(base_url=simulator.base_url, api_key=DEMO_API_KEY)
@@ -73,7 +79,10 @@ def run_demo(
         connection.execute(f"set schema '{DATASET_NAME}'")
         for title, sql in EXAMPLE_QUERIES:
             echo(f"-- {title}\n{connection.sql(sql)}")
-    echo(f'Explore it yourself: duckdb {warehouse} -c "select * from {DATASET_NAME}.customers"')
+    echo(read_status(warehouse).render() + "\n")
+    echo(f"Explore it yourself: trigg status --warehouse {warehouse}")
+    echo(f'  duckdb {warehouse} -c "select * from {DATASET_NAME}.customer_overview"')
+    echo("  uv run --group notebook jupyter lab notebooks/explore_customers.ipynb")
     return [initial, incremental]
 
 

@@ -24,14 +24,16 @@ from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
+from pipelines.destinations import Warehouse, duckdb_file, lock_holder
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
 from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
 from pipelines.trigg.events import event
-from pipelines.trigg.schema import QUARANTINE, REJECTED_TABLE, ROOT_TABLE, TABLES
+from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
-from pipelines.warehouse import Warehouse, duckdb_file, lock_holder
+from pipelines.warehouse import after_load
+from pipelines.warehouse.run_history import RunRecorder
 
 T = TypeVar("T")
 LOCK_POLL_SECONDS = 0.5
@@ -103,15 +105,39 @@ def run_once(
     """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor.
 
     `full_refresh` drops the source's tables and state first and reloads from `initial_since`.
+    Every run, failed or not, gets a row in `run_history`; a successful one also refreshes the
+    analyst layer and reports the data-quality checks (see `pipelines.warehouse`).
     """
-    started = time.monotonic()
     warehouse = as_warehouse(warehouse)
+    request_since = parse_since(since, ZoneInfo(settings.timezone)) if since else None
+    with exclusive_run(warehouse):
+        pipeline = make_pipeline(warehouse)
+        recorder = RunRecorder(pipeline, pii=settings.pii)
+        try:
+            summary = _load(
+                pipeline, settings, warehouse, request_since, strict, full_refresh, recorder
+            )
+        except Exception as failure:
+            recorder.failed(failure, secrets=[settings.api_key, settings.pii_key or ""])
+            raise
+        recorder.succeeded(summary)
+    return summary
+
+
+def _load(
+    pipeline: dlt.Pipeline,
+    settings: TriggSettings,
+    warehouse: Warehouse,
+    request_since: str | None,
+    strict: bool,
+    full_refresh: bool,
+    recorder: RunRecorder,
+) -> RunSummary:
+    started = time.monotonic()
     zone = ZoneInfo(settings.timezone)
-    request_since = parse_since(since, zone) if since else None
     deadline = time.monotonic() + settings.lock_timeout_seconds
     notes: list[str] = []
-    with exclusive_run(warehouse), _failures_explained(warehouse):
-        pipeline = make_pipeline(warehouse)
+    with _failures_explained(warehouse):
         if _forget_unknown_cursor(pipeline, warehouse, notes, deadline):
             pipeline = make_pipeline(warehouse)
         _when_unlocked(pipeline.sync_destination, warehouse, deadline)
@@ -129,6 +155,7 @@ def run_once(
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
+        recorder.planned(request_since, cursor_before)
         event(
             "run_start",
             f"asking for changes since {request_since}",
@@ -140,6 +167,11 @@ def run_once(
         refresh = "drop_sources" if full_refresh else None
         load_info = _when_unlocked(
             lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
+        )
+        quality_checks = _when_unlocked(
+            lambda: after_load(pipeline, analyst_layer=warehouse.is_duckdb_file),
+            warehouse,
+            deadline,
         )
     rows = _rows_written(pipeline)
     event(
@@ -161,6 +193,7 @@ def run_once(
         duration_seconds=time.monotonic() - started,
         load_ids=list(load_info.loads_ids) if load_info else [],
         notes=notes,
+        quality_checks=quality_checks,
         pii=settings.pii,
     )
 
@@ -258,7 +291,8 @@ def _quarantine_notes(rows: dict[str, int]) -> list[str]:
 
 
 KNOWN_COLUMNS = {
-    table.name: {column.name for column in table.columns} for table in (*TABLES, QUARANTINE)
+    relation.name: {column.name for column in relation.columns}
+    for relation in described_tables()
 }
 
 

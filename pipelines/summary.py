@@ -7,6 +7,17 @@ from datetime import datetime
 from typing import Any
 
 
+@dataclass(frozen=True)
+class QualityCheck:
+    """One data-quality check after a load: how many rows or customers it found (0 is good)."""
+
+    name: str
+    """Stable key, for machines and the run history."""
+    label: str
+    """What was counted, for people."""
+    count: int
+
+
 @dataclass
 class RunSummary:
     warehouse: str
@@ -20,6 +31,8 @@ class RunSummary:
     load_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Things the operator should know that did not fail the run."""
+    quality_checks: list[QualityCheck] = field(default_factory=list)
+    """Findings of the data-quality checks after the load: warnings, never failures."""
     pii: str = "keep"
     """How personal data was handled: keep, pseudonymize or drop."""
 
@@ -44,10 +57,20 @@ class RunSummary:
             f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",
             "  rows written  " + (_rows(self.rows_per_table) or "none"),
         ]
+        lines.extend(_checks(self.quality_checks))
         if self.pii != "keep":
             lines.append(f"  personal data {self.pii}")
         lines.extend(f"  note          {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _checks(checks: list[QualityCheck]) -> list[str]:
+    return [
+        ("  checks        " if position == 0 else " " * 16)
+        + f"{check.count:>8,}  {check.label}"
+        + (" (warning)" if check.count else "")
+        for position, check in enumerate(checks)
+    ]
 
 
 def _rows(rows_per_table: dict[str, int]) -> str:

@@ -254,10 +254,48 @@ def warehouse_tables(target: Target | str) -> Rows:
 
 
 def row_counts(target: Target | str) -> dict[str, int]:
-    """Rows per table, counting orphans too (a child row whose customer is gone is a defect)."""
+    """Rows per table (views aside), counting orphans too (a child row whose customer is gone is a
+    defect)."""
     target = as_target(target)
     return {
         name: target.query(f'select count(*) from "{name}"')[0][0]
-        for name in sorted(target.tables())
+        for name in sorted(target.base_tables())
         if not name.startswith("_dlt")
     }
+
+
+VERSION_POINTS = ("points", "pointsActive", "pointsPending", "pointsExpired", "pointsTotal")
+VERSION_FLAGS = ("acceptsTerms", "acceptsEmail", "acceptsSms")
+VERSION_COLUMNS = (
+    "customer_id, updated_at, points, points_active, points_pending, points_expired,"
+    " points_total, accepts_terms, accepts_email, accepts_sms, promotions"
+)
+
+
+def expected_versions(
+    snapshots: Iterable[Iterable[SimulatedCustomer]], zone: ZoneInfo = OSLO
+) -> list[tuple[Any, ...]]:
+    """Rows `customer_versions` must hold after runs that each saw one snapshot of the service:
+    one per (customer id, updated_at), whichever run delivered it."""
+    versions: dict[tuple[str, datetime | None], tuple[Any, ...]] = {}
+    for snapshot in snapshots:
+        for customer in snapshot:
+            data = customer.data
+            updated_at = instant(zone)(customer.updated_at)
+            versions[(data["id"], updated_at)] = (
+                data["id"],
+                updated_at,
+                *(as_float(_get(data, f"loyalty.{field}")) for field in VERSION_POINTS),
+                *(bool(_get(data, f"consents.{flag}")) for flag in VERSION_FLAGS),
+                len(data.get("promotions") or []),
+            )
+    return sorted(versions.values(), key=repr)
+
+
+def warehouse_versions(target: Target | str) -> list[tuple[Any, ...]]:
+    """`customer_versions` as the warehouse holds it, in the oracle's canonical form."""
+    rows = as_target(target).query(f"select {VERSION_COLUMNS} from customer_versions")
+    return sorted(
+        ((row[0], instant(UTC)(row[1]), *row[2:]) for row in rows),
+        key=repr,
+    )

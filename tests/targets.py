@@ -12,7 +12,7 @@ import dlt
 import duckdb
 import psycopg2
 
-from pipelines.warehouse import Warehouse, destination_warehouse
+from pipelines.destinations import Warehouse, destination_warehouse
 
 
 @dataclass
@@ -43,6 +43,14 @@ class Target:
     def tables(self) -> set[str]:
         rows = self.query(
             "select table_name from information_schema.tables where table_schema = 'trigg'"
+        )
+        return {row[0] for row in rows}
+
+    def base_tables(self) -> set[str]:
+        """Tables, not views."""
+        rows = self.query(
+            "select table_name from information_schema.tables where table_schema = 'trigg'"
+            " and table_type = 'BASE TABLE'"
         )
         return {row[0] for row in rows}
 

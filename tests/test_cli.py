@@ -148,6 +148,8 @@ def test_demo_loads_twice_and_shows_queries_in_its_own_warehouse(tmp_path: Path)
     assert "Initial load" in result.stdout and "Incremental load" in result.stdout
     assert "80 customers received" in result.stdout
     assert "Members by city" in result.stdout
+    assert "customer ids held more than once" in result.stdout  # the quality checks
+    assert "trigg status:" in result.stdout and "freshness lag" in result.stdout
     assert (tmp_path / "trigg_demo.duckdb").exists()
     assert not (tmp_path / "trigg.duckdb").exists()
 

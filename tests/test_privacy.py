@@ -137,3 +137,10 @@ def test_switching_modes_on_a_loaded_warehouse_needs_a_full_refresh(
     assert target.query("select count(*) from customers") == [(len(simulator.store.customers),)]
     again = run_trigg("run", env=pseudonymize, cwd=tmp_path)  # the new mode is now the norm
     assert again.returncode == 0, again.stderr
+
+
+def test_the_mode_is_recorded_in_the_run_history(simulator: TriggSimulator, warehouse: str) -> None:
+    run_once(settings_for(simulator, "drop"), warehouse)
+    assert duckdb_target(warehouse).query("select outcome, pii from run_history") == [
+        ("succeeded", "drop")
+    ]

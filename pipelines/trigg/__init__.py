@@ -22,6 +22,7 @@ from dlt.extract import DltResource
 
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
+from pipelines.trigg.history import customer_versions
 from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
     Customer,
@@ -78,12 +79,13 @@ def trigg_source(
     pii_key: str | None = dlt.secrets.value,
     since: str | None = None,
     strict: bool = False,
-) -> tuple[DltResource, DltResource]:
+) -> list[DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
     `since` is sent as given; without it, a first run asks from `initial_since` (default: one
     day ago) and later runs from the cursor: the newest `metaData.UpdatedAt` loaded so far.
     Records that cannot be loaded go to `customers_rejected`; with `strict`, they fail the run.
+    Each customer also becomes a row of `customer_versions` (see `history.py`).
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
@@ -157,7 +159,7 @@ def trigg_source(
         if received.rejected:
             yield received.rejected
 
-    return customers, customers_rejected
+    return [customers, customers_rejected, customer_versions(customers)]
 
 
 @dataclass

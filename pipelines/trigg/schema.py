@@ -33,12 +33,19 @@ class Table:
     """Where the list sits inside a customer, as normalized names; () for the customer itself."""
     description: str
     columns: tuple[Column, ...]
-    standalone_name: str | None = None
-    """The name of a table outside the customers tree (the quarantine)."""
 
     @property
     def name(self) -> str:
-        return self.standalone_name or "__".join((ROOT_TABLE, *self.path))
+        return "__".join((ROOT_TABLE, *self.path))
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A table or view named directly: the history tables, dlt's own tables, the analyst views."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
 
 
 def _text(name: str, description: str) -> Column:
@@ -182,21 +189,8 @@ TABLES: Final[tuple[Table, ...]] = (
 
 TABLE_NAMES: Final[tuple[str, ...]] = tuple(table.name for table in TABLES)
 
-QUARANTINE = Table(
-    (),
-    "Records the API sent that could not be loaded (quarantine): one row per record and run.",
-    (
-        _text("customer_id", "The record's customer id, if it had one."),
-        _text("reason", "Why the record could not be loaded."),
-        Column("record", "json", "The record as the API sent it: {data, metaData}."),
-        _text("load_id", "The dlt load id of the run that received it."),
-        Column("rejected_at", "timestamp", "When the run received it."),
-    ),
-    standalone_name=REJECTED_TABLE,
-)
 
-
-def _column_hints(table: Table) -> dict[str, TColumnSchema]:
+def _column_hints(table: Table | Relation) -> dict[str, TColumnSchema]:
     return {
         column.name: {
             "name": column.name,
@@ -204,6 +198,7 @@ def _column_hints(table: Table) -> dict[str, TColumnSchema]:
             "description": column.description,
         }
         for column in table.columns
+        if not column.name.startswith("_dlt")
     }
 
 
@@ -220,6 +215,11 @@ def quarantine_column_hints() -> dict[str, TColumnSchema]:
     return _column_hints(QUARANTINE)
 
 
+def relation_hints(relation: Relation) -> dict[str, TColumnSchema]:
+    """Pinned columns of a table loaded by dlt outside the customers tree (dlt adds its own)."""
+    return _column_hints(relation)
+
+
 def parent_table(table: Table) -> Table:
     """The nearest table above `table`: objects in between (`loyalty`) are flattened into it."""
     above = [other for other in TABLES if table.path[: len(other.path)] == other.path]
@@ -232,3 +232,314 @@ def nested_hints() -> dict[tuple[str, ...], dict[str, Any]]:
         table.path: {"columns": _column_hints(table), "parent_table_name": parent_table(table).name}
         for table in TABLES[1:]
     }
+
+
+# -- Columns dlt adds to the tables it loads -------------------------------------------------------
+
+LOAD_ID = Column("_dlt_load_id", "text", "dlt's id of the load that wrote this row (_dlt_loads).")
+ROW_ID = Column("_dlt_id", "text", "dlt's unique id of this row.")
+CHILD_COLUMNS: Final[tuple[Column, ...]] = (
+    Column("_dlt_root_id", "text", "The customer's row: customers._dlt_id."),
+    Column("_dlt_parent_id", "text", "The parent row: the _dlt_id of the table one level up."),
+    Column("_dlt_list_idx", "bigint", "Position in the API's list, from 0."),
+    ROW_ID,
+)
+
+
+def stored_columns(table: Table) -> tuple[Column, ...]:
+    """Every column of a customers table in the warehouse: the pinned ones, then dlt's."""
+    return table.columns + ((LOAD_ID, ROW_ID) if table.path == () else CHILD_COLUMNS)
+
+
+# -- History: loaded by dlt next to the customers ------------------------------------------------
+
+VERSIONS_KEY: Final = ("customer_id", UPDATED_AT)
+VERSIONS: Final = Relation(
+    "customer_versions",
+    "One row per customer version ever received (customer id, updated_at): the points and consents"
+    " over time. A version the API delivers again is merged, never doubled.",
+    (
+        _text("customer_id", "The customer: customers.id."),
+        Column(UPDATED_AT, "timestamp", "metaData.UpdatedAt of this version."),
+        Column("points", "double", "Current point balance, including points that may be pending."),
+        Column("points_active", "double", "Points available for use."),
+        Column("points_pending", "double", "Points earned but not yet available."),
+        Column("points_expired", "double", "Points the customer had that expired."),
+        Column("points_total", "double", "Total points earned through history."),
+        Column("accepts_terms", "bool", "The customer accepts the terms."),
+        Column("accepts_email", "bool", "The customer accepts e-mail."),
+        Column("accepts_sms", "bool", "The customer accepts SMS."),
+        Column("promotions", "bigint", "Number of promotions the customer had."),
+        LOAD_ID,
+        ROW_ID,
+    ),
+)
+
+RUN_HISTORY: Final = Relation(
+    "run_history",
+    "One row per `trigg run`, successful or failed: to chart freshness and volume.",
+    (
+        Column("started_at", "timestamp", "When the run started."),
+        Column("finished_at", "timestamp", "When the run ended."),
+        Column("duration_seconds", "double", "How long the run took, in seconds."),
+        _text("outcome", "succeeded or failed."),
+        _text("error", "Why the run failed, in one sentence; empty for a successful run."),
+        _text("since", "The since segment sent to the API (YYYYMMDDTHHmm, the API's zone)."),
+        Column("cursor_before", "timestamp", "The cursor (newest updated_at loaded) before."),
+        Column("cursor_after", "timestamp", "The cursor after; unchanged by a failed run."),
+        Column("customers_received", "bigint", "Customers the API returned and were loaded."),
+        Column("rows_written", "bigint", "Rows written, all tables together."),
+        Column("rows_per_table", "json", "Rows written per table, as a JSON object."),
+        Column(
+            "quality_checks",
+            "json",
+            "Data-quality findings after the load, as a JSON object: check name to count.",
+        ),
+        Column("load_ids", "json", "The dlt loads of this run (_dlt_loads.load_id), as JSON."),
+        _text("pii", "How members' personal data was handled: keep, pseudonymize or drop."),
+        LOAD_ID,
+        ROW_ID,
+    ),
+)
+
+QUARANTINE: Final = Relation(
+    REJECTED_TABLE,
+    "Records the API sent that could not be loaded (quarantine): one row per record and run.",
+    (
+        _text("customer_id", "The record's customer id, if it had one."),
+        _text("reason", "Why the record could not be loaded."),
+        Column("record", "json", "The record as the API sent it: {data, metaData}."),
+        _text("load_id", "The dlt load id of the run that received it."),
+        Column("rejected_at", "timestamp", "When the run received it."),
+        LOAD_ID,
+        ROW_ID,
+    ),
+)
+
+# -- dlt's own bookkeeping tables ----------------------------------------------------------------
+
+DLT_TABLES: Final[tuple[Relation, ...]] = (
+    Relation(
+        "_dlt_loads",
+        "dlt: one row per completed load.",
+        (
+            _text("load_id", "Id of the load, a sortable timestamp."),
+            _text("schema_name", "The dlt schema the load belongs to."),
+            Column("status", "bigint", "0 when the load completed."),
+            Column("inserted_at", "timestamp", "When the load completed."),
+            _text("schema_version_hash", "The version of the dlt schema the load used."),
+        ),
+    ),
+    Relation(
+        "_dlt_version",
+        "dlt: every version of each dlt schema stored here.",
+        (
+            Column("version", "bigint", "Version number of the schema."),
+            Column("engine_version", "bigint", "Version of dlt's schema engine."),
+            Column("inserted_at", "timestamp", "When this version was stored."),
+            _text("schema_name", "Name of the dlt schema."),
+            _text("version_hash", "Hash of the schema's content."),
+            _text("schema", "The schema itself, as JSON."),
+        ),
+    ),
+    Relation(
+        "_dlt_pipeline_state",
+        "dlt: the pipeline's state (including the cursor), committed with each load's data.",
+        (
+            Column("version", "bigint", "Version number of the state."),
+            Column("engine_version", "bigint", "Version of dlt's state engine."),
+            _text("pipeline_name", "Name of the pipeline: trigg_customers."),
+            _text("state", "The state, compressed and base64-encoded."),
+            Column("created_at", "timestamp", "When the state was saved."),
+            _text("version_hash", "Hash of the state's content."),
+            LOAD_ID,
+            ROW_ID,
+        ),
+    ),
+)
+
+# -- The analyst layer: views that carry customer_id (and promotion_id) --------------------------
+
+_CUSTOMER_ID = _text("customer_id", "The customer: customers.id.")
+_PROMOTION_ID = _text("promotion_id", "The promotion: customer_promotions.promotion_id.")
+_PROMOTION_NAME = _text("promotion_name", "Name of the promotion.")
+AGE_BANDS: Final = ("under 18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
+
+VIEWS: Final[tuple[Relation, ...]] = (
+    Relation(
+        "customer_promotions",
+        "One row per promotion of a customer (customers__promotions), with its customer's id.",
+        (
+            _CUSTOMER_ID,
+            _text("promotion_id", "Generated unique promotion id."),
+            _text("name", "Name of the promotion."),
+            _text("type", "Type of promotion."),
+            _text("description", "Description of the promotion."),
+            Column("available", "bool", "Whether the promotion is available."),
+            Column(
+                "is_active",
+                "bool",
+                "Available, and now is within valid_from and valid_to: the promotion can be used.",
+            ),
+            Column("valid_from", "timestamp", "Start of validity."),
+            Column("valid_to", "timestamp", "End of validity."),
+            Column("unlimited_redemption", "bool", "Whether it can be redeemed unlimited times."),
+            Column("redemption_limit", "bigint", "How many times it can be redeemed."),
+            Column("redemption_count", "bigint", "How many times it has been redeemed so far."),
+            Column(
+                "redemptions_left",
+                "bigint",
+                "redemption_limit minus redemption_count; empty when unlimited.",
+            ),
+            _text("affiliate_id", "Id of the affiliate."),
+            _text("affiliate_name", "Name of the affiliate."),
+            _text("url_link", "Link to the promotion."),
+        ),
+    ),
+    Relation(
+        "promotion_channels",
+        "One row per channel where a promotion can be redeemed.",
+        (
+            _CUSTOMER_ID,
+            _PROMOTION_ID,
+            _PROMOTION_NAME,
+            _text("channel", "Channel: ECOM, POS or ALL."),
+            _text("value_type", "PERCENT, AMOUNT or CODE."),
+            _text("value", "The value of the promotion, as text."),
+            _text("message", "A short message or instruction for using the coupon."),
+        ),
+    ),
+    Relation(
+        "promotion_redemptions",
+        "One row per redemption of a promotion.",
+        (
+            _CUSTOMER_ID,
+            _PROMOTION_ID,
+            _PROMOTION_NAME,
+            _text("store_id", "Id of the store where it was redeemed."),
+            _text("receipt_id", "Unique receipt id."),
+            Column("redeemed_at", "timestamp", "When it was redeemed."),
+        ),
+    ),
+    Relation(
+        "promotion_products_included",
+        "One row per product a promotion applies to.",
+        (
+            _CUSTOMER_ID,
+            _PROMOTION_ID,
+            _text("product_id", "Id of the product, as text."),
+            _text("product_id_type", "Kind of product id."),
+        ),
+    ),
+    Relation(
+        "promotion_products_excluded",
+        "One row per product a promotion does not apply to.",
+        (
+            _CUSTOMER_ID,
+            _PROMOTION_ID,
+            _text("product_id", "Id of the product, as text."),
+            _text("product_id_type", "Kind of product id."),
+        ),
+    ),
+    Relation(
+        "promotion_stores_included",
+        "One row per store where a promotion applies.",
+        (_CUSTOMER_ID, _PROMOTION_ID, _text("store_id", "Store id.")),
+    ),
+    Relation(
+        "stamp_cards",
+        "One row per stamp card of a customer, with how far it is filled.",
+        (
+            _CUSTOMER_ID,
+            Column("stamp_card_id", "bigint", "Id of the stamp card."),
+            _text("name", "Name of the stamp card."),
+            Column("count", "double", "Current clip/stamp count."),
+            Column("total", "double", "Number of clips/stamps needed."),
+            Column(
+                "completion",
+                "double",
+                "count / total: 0 when empty, 1 when full; empty when total is 0 or unknown.",
+            ),
+            Column("is_completed", "bool", "count has reached total."),
+            _text("image_url", "Image for the stamp card."),
+            Column("sort_order", "bigint", "Sort order, as defined in the Trigg application."),
+        ),
+    ),
+    Relation(
+        "customer_consents",
+        "One row per extended consent of a customer (beyond terms, e-mail and SMS).",
+        (
+            _CUSTOMER_ID,
+            _text("consent_id", "Id of the consent."),
+            _text("name", "Name of the consent."),
+            Column("accepted", "bool", "Whether the customer consents."),
+            Column("consent_date", "timestamp", "When the consent was given or changed."),
+        ),
+    ),
+    Relation(
+        "customer_favorite_stores",
+        "One row per favourite store of a customer.",
+        (_CUSTOMER_ID, _text("store_id", "Store id.")),
+    ),
+    Relation(
+        "customer_interests",
+        "One row per interest of a customer.",
+        (_CUSTOMER_ID, _text("interest", "Interest.")),
+    ),
+    Relation(
+        "customer_overview",
+        "One row per customer: who, where, age band, points, promotions, stamp cards, consents.",
+        (
+            _CUSTOMER_ID,
+            _text("external_id", "Secondary/external customer id."),
+            _text("first_name", "First name."),
+            _text("last_name", "Last name."),
+            _text("email", "E-mail address."),
+            _text("mobile_phone", "Mobile phone number."),
+            _text("zip", "Postal code."),
+            _text("city", "City."),
+            _text("country", "Country code, 2 letters ISO 3166."),
+            _text("gender", "Female, Male or Unknown by default; can be customized."),
+            Column("birth_date", "date", "Date of birth."),
+            Column("age", "bigint", "Age in whole years today; empty without a birth date."),
+            _text("age_band", "Age group: " + ", ".join(AGE_BANDS) + "."),
+            Column(
+                "points", "double", "Current point balance, including points that may be pending."
+            ),
+            Column("points_active", "double", "Points available for use now."),
+            Column("points_pending", "double", "Points earned but not yet available."),
+            Column("points_expired", "double", "Points the customer had that expired."),
+            Column("points_total", "double", "Total points earned through history."),
+            Column("promotions", "bigint", "Number of promotions the customer has."),
+            Column("active_promotions", "bigint", "Promotions that can be used now (is_active)."),
+            Column("redemptions", "bigint", "Redemptions of the customer's promotions."),
+            Column("stamp_cards", "bigint", "Number of stamp cards."),
+            Column("stamp_cards_completed", "bigint", "Stamp cards whose count has reached total."),
+            Column("accepts_terms", "bool", "The customer accepts the terms."),
+            Column("accepts_email", "bool", "The customer accepts e-mail."),
+            Column("accepts_sms", "bool", "The customer accepts SMS."),
+            Column(
+                "created_at", "timestamp", "When the customer was created (metaData.CreatedAt)."
+            ),
+            Column(
+                "updated_at", "timestamp", "When the customer last changed (metaData.UpdatedAt)."
+            ),
+        ),
+    ),
+)
+
+
+def as_relation(table: Table) -> Relation:
+    """A customers table with every column it has in the warehouse."""
+    return Relation(table.name, table.description, stored_columns(table))
+
+
+def described_tables() -> tuple[Relation, ...]:
+    """Every table the dataset may hold, with all its columns, dlt's own included."""
+    return (
+        *(as_relation(table) for table in TABLES),
+        QUARANTINE,
+        VERSIONS,
+        RUN_HISTORY,
+        *DLT_TABLES,
+    )

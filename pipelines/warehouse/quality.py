@@ -1,0 +1,67 @@
+"""Data-quality checks after each load: counted and reported in the run summary, never fatal.
+
+They look at the whole warehouse, not only the rows just loaded, so a problem stays visible until it
+is gone. Plain SQL on the raw tables through dlt's SQL client, so they run on any SQL destination.
+A count of 0 is good; anything else is a warning. `points != pointsActive + pointsPending` holds in
+the spec's examples, but real data may differ (points may be booked late), hence a count, not a
+failure.
+"""
+
+from __future__ import annotations
+
+from dlt.destinations.sql_client import SqlClientBase
+
+from pipelines.summary import QualityCheck
+from pipelines.trigg.schema import PRIMARY_KEY, ROOT_TABLE, TABLES
+
+POINT_COLUMNS = (
+    "loyalty__points",
+    "loyalty__points_active",
+    "loyalty__points_pending",
+    "loyalty__points_expired",
+    "loyalty__points_total",
+)
+TOLERANCE = 1e-6
+"""Points are doubles: a difference below this is rounding, not a mismatch."""
+
+LABELS = {
+    "duplicate_customer_ids": "customer ids held more than once",
+    "child_rows_without_customer": "child rows without a customer",
+    "negative_points": "customers with negative points",
+    "points_mismatch": "customers with points != pointsActive + pointsPending",
+}
+
+
+def check_quality(
+    client: SqlClientBase, dataset_columns: dict[str, list[str]]
+) -> list[QualityCheck]:
+    """Run every check against the dataset; checks on a table not created yet count 0."""
+    if ROOT_TABLE not in dataset_columns:
+        return [QualityCheck(name, label, 0) for name, label in LABELS.items()]
+    customers = client.make_qualified_table_name(ROOT_TABLE)
+    children = [
+        client.make_qualified_table_name(table.name)
+        for table in TABLES[1:]
+        if table.name in dataset_columns
+    ]
+    orphans = [
+        f"""(select count(*) from {child} t
+             where not exists (select 1 from {customers} c where c._dlt_id = t._dlt_root_id))"""
+        for child in children
+    ]
+    negative = " or ".join(f"{column} < 0" for column in POINT_COLUMNS)
+    counts = {
+        "duplicate_customer_ids": f"""select count(*) from (
+            select {PRIMARY_KEY} from {customers} group by {PRIMARY_KEY} having count(*) > 1
+        ) duplicated""",
+        "child_rows_without_customer": "select " + " + ".join([*orphans, "0"]),
+        "negative_points": f"select count(*) from {customers} where {negative}",
+        "points_mismatch": f"""select count(*) from {customers} where abs(
+            loyalty__points - (loyalty__points_active + loyalty__points_pending)) > {TOLERANCE}""",
+    }
+    return [QualityCheck(name, LABELS[name], _count(client, counts[name])) for name in LABELS]
+
+
+def _count(client: SqlClientBase, query: str) -> int:
+    rows = client.execute_sql(query)
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0

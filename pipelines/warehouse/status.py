@@ -1,0 +1,197 @@
+"""`trigg status`: how current the warehouse is, read from the warehouse alone.
+
+No network, no API key: the cursor comes from dlt's state in the warehouse (`_dlt_pipeline_state`),
+the runs from `run_history`, the rest from the tables. The file is opened read-only for the few
+queries this takes, so a scheduled run is never kept waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+from dlt.common.versioned_state import decompress_state
+
+from pipelines.trigg import read_cursor
+from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, RUN_HISTORY, UPDATED_AT
+from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME
+from pipelines.warehouse.connection import has_schema, read_only
+
+RUN_COLUMNS = tuple(c.name for c in RUN_HISTORY.columns if not c.name.startswith("_dlt"))
+JSON_COLUMNS = {c.name for c in RUN_HISTORY.columns if c.data_type == "json"}
+
+
+@dataclass
+class WarehouseStatus:
+    warehouse: str
+    checked_at: datetime
+    cursor: datetime | None = None
+    """The newest `updated_at` loaded, as dlt's state in the warehouse holds it."""
+    newest_updated_at: datetime | None = None
+    last_successful_run: dict[str, Any] | None = None
+    last_run: dict[str, Any] | None = None
+    """The latest run whatever its outcome: differs from the last successful one after a failure."""
+    rows_per_table: dict[str, int] = field(default_factory=dict)
+    quarantined_records: int = 0
+    """Rows of `customers_rejected`, where the pipeline quarantines records it cannot load."""
+
+    @property
+    def freshness_lag_seconds(self) -> float | None:
+        """Now minus the newest `updated_at`: how far the warehouse trails the API at best."""
+        if self.newest_updated_at is None:
+            return None
+        return (self.checked_at - self.newest_updated_at).total_seconds()
+
+    def as_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "warehouse": self.warehouse,
+                "checked_at": self.checked_at,
+                "cursor": self.cursor,
+                "newest_updated_at": self.newest_updated_at,
+                "freshness_lag_seconds": self.freshness_lag_seconds,
+                "last_successful_run": self.last_successful_run,
+                "last_run": self.last_run,
+                "rows_per_table": self.rows_per_table,
+                "quarantined_records": self.quarantined_records,
+            }
+        )
+
+    def render(self) -> str:
+        lines = [
+            f"trigg status: {self.warehouse}",
+            f"  cursor         {_iso(self.cursor) or 'none (nothing loaded yet)'}",
+            "  freshness lag  "
+            + (
+                f"{_duration(self.freshness_lag_seconds)}"
+                f" (newest updated_at {_iso(self.newest_updated_at)})"
+                if self.freshness_lag_seconds is not None
+                else "unknown (no customers yet)"
+            ),
+            *_run_lines("last success", self.last_successful_run),
+        ]
+        if self.last_run is not None and self.last_run != self.last_successful_run:
+            lines.extend(_run_lines("last run", self.last_run))
+        width = max((len(table) for table in self.rows_per_table), default=0)
+        rows = [f"{table:<{width}}  {count:>9,}" for table, count in self.rows_per_table.items()]
+        lines.append("  rows           " + ("\n                 ".join(rows) or "none"))
+        lines.append(f"  quarantined    {self.quarantined_records:,} records")
+        return "\n".join(lines)
+
+
+def read_status(warehouse: str, now: datetime | None = None) -> WarehouseStatus:
+    """The status of the warehouse file `warehouse`, as of `now` (default: now)."""
+    status = WarehouseStatus(warehouse, now or datetime.now(UTC))
+    with read_only(warehouse) as connection:
+        if not has_schema(connection, DATASET_NAME):
+            return status
+        tables = _tables(connection)
+        status.cursor = _cursor(connection) if "_dlt_pipeline_state" in tables else None
+        if ROOT_TABLE in tables:
+            status.newest_updated_at = _scalar(
+                connection, f"select max({UPDATED_AT}) from {ROOT_TABLE}"
+            )
+        if RUN_HISTORY.name in tables:
+            status.last_run = _run(connection, "true")
+            status.last_successful_run = _run(connection, "outcome = 'succeeded'")
+        status.rows_per_table = {
+            table: _scalar(connection, f'select count(*) from "{table}"')
+            for table in tables
+            if not table.startswith("_dlt")
+        }
+    status.quarantined_records = status.rows_per_table.get(REJECTED_TABLE, 0)
+    return status
+
+
+def _tables(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        "select table_name from duckdb_tables()"
+        " where database_name = current_database() and schema_name = ? order by table_name",
+        [DATASET_NAME],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _cursor(connection: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The cursor in the newest state dlt committed with a completed load (as dlt reads it)."""
+    row = connection.execute(
+        """select s.state from _dlt_pipeline_state s
+           join _dlt_loads l on l.load_id = s._dlt_load_id
+           where s.pipeline_name = ? and l.status = 0
+           order by l.load_id desc limit 1""",
+        [PIPELINE_NAME],
+    ).fetchone()
+    if row is None:
+        return None
+    state = decompress_state(row[0])
+    return read_cursor(state.get("sources", {}).get(SOURCE_NAME, {}))
+
+
+def _run(connection: duckdb.DuckDBPyConnection, condition: str) -> dict[str, Any] | None:
+    row = connection.execute(
+        f"select {', '.join(RUN_COLUMNS)} from {RUN_HISTORY.name}"
+        f" where {condition} order by started_at desc limit 1"
+    ).fetchone()
+    if row is None:
+        return None
+    run = dict(zip(RUN_COLUMNS, row, strict=True))
+    for column in JSON_COLUMNS:
+        if isinstance(run[column], str):
+            run[column] = json.loads(run[column])
+    return run
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, query: str) -> Any:
+    row = connection.execute(query).fetchone()
+    return row[0] if row else None
+
+
+def _run_lines(title: str, run: dict[str, Any] | None) -> list[str]:
+    if run is None:
+        return [f"  {title:<13}  none recorded"]
+    finished = run["finished_at"].astimezone(UTC).replace(microsecond=0).isoformat()
+    lines = [f"  {title:<13}  {finished} ({run['outcome']}, {run['duration_seconds']:.1f} s)"]
+    if run["error"]:
+        lines.append(f"                 {run['error']}")
+        return lines
+    lines.append(
+        f"                 {run['customers_received']:,} customers received,"
+        f" {run['rows_written']:,} rows written, since asked {run['since']}"
+    )
+    lines.append(
+        f"                 cursor {_iso(run['cursor_before']) or 'none'}"
+        f" -> {_iso(run['cursor_after']) or 'none'}"
+    )
+    findings = {name: count for name, count in (run["quality_checks"] or {}).items() if count}
+    lines.append(
+        "                 quality checks: "
+        + (", ".join(f"{name} {count:,}" for name, count in findings.items()) or "no findings")
+    )
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    shown = [f"{value} {unit}" for value, unit in parts if value][:2]
+    return " ".join(shown) or "0 s"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    return value
