@@ -168,11 +168,7 @@ def _load(
         load_info = _when_unlocked(
             lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
         )
-        quality_checks = _when_unlocked(
-            lambda: after_load(pipeline, analyst_layer=warehouse.is_duckdb_file),
-            warehouse,
-            deadline,
-        )
+        quality_checks = _when_unlocked(lambda: after_load(pipeline), warehouse, deadline)
     rows = _rows_written(pipeline)
     event(
         "load",
@@ -291,8 +287,7 @@ def _quarantine_notes(rows: dict[str, int]) -> list[str]:
 
 
 KNOWN_COLUMNS = {
-    relation.name: {column.name for column in relation.columns}
-    for relation in described_tables()
+    relation.name: {column.name for column in relation.columns} for relation in described_tables()
 }
 
 

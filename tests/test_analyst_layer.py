@@ -18,6 +18,7 @@ from pipelines.trigg.schema import VIEWS, described_tables
 from pipelines.trigg.settings import TriggSettings
 from pipelines.warehouse.duckdb_types import DUCKDB_TYPES
 from tests.oracle import CHILD_TABLES, PROMOTION_TABLES, _convert, expected_tables, instant
+from tests.targets import Target
 
 VIEW_OF_TABLE: dict[str, tuple[str, dict[str, str]]] = {
     "customer_promotions": (
@@ -73,7 +74,10 @@ VIEW_OF_TABLE: dict[str, tuple[str, dict[str, str]]] = {
 """Each view over one raw table: view column -> raw column, to compare it with the oracle."""
 
 
-def query(warehouse: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+def query(warehouse: str | Target, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    if isinstance(warehouse, Target):
+        assert not params
+        return warehouse.query(sql)
     with duckdb.connect(warehouse, read_only=True) as connection:
         catalog = connection.sql("select current_database()").fetchone()[0]
         connection.execute(f'use "{catalog}".trigg')
@@ -94,7 +98,7 @@ def expected_view(view: str, expected: dict[str, list[tuple[Any, ...]]]) -> Coun
     return rows
 
 
-def actual_view(view: str, warehouse: str) -> Counter[tuple]:
+def actual_view(view: str, warehouse: str | Target) -> Counter[tuple]:
     table, mapping = VIEW_OF_TABLE[view]
     owners = ["customer_id", "promotion_id"] if table in PROMOTION_TABLES else ["customer_id"]
     columns = [name for name in mapping if name not in owners]
@@ -147,15 +151,15 @@ def test_every_view_exists_with_its_declared_columns_and_types(
 
 
 def test_each_child_view_carries_its_customer_and_promotion_and_equals_the_source(
-    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+    simulator: TriggSimulator, settings: TriggSettings, target: Target
 ) -> None:
-    run_once(settings, warehouse)
+    run_once(settings, target.warehouse)
     simulator.change(30)
-    run_once(settings, warehouse)
+    run_once(settings, target.warehouse)
 
     expected = expected_tables(simulator.store.snapshot())
     for view in VIEW_OF_TABLE:
-        assert actual_view(view, warehouse) == expected_view(view, expected), view
+        assert actual_view(view, target) == expected_view(view, expected), view
 
 
 def test_stamp_cards_show_their_completion_ratio(
@@ -176,11 +180,11 @@ def test_stamp_cards_show_their_completion_ratio(
 
 
 def test_customer_overview_has_one_row_per_customer_with_its_figures(
-    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+    simulator: TriggSimulator, settings: TriggSettings, target: Target
 ) -> None:
-    run_once(settings, warehouse)
+    run_once(settings, target.warehouse)
     simulator.change(30)
-    run_once(settings, warehouse)
+    run_once(settings, target.warehouse)
 
     now, today = datetime.now(UTC), date.today()
     expected = set()
@@ -211,7 +215,7 @@ def test_customer_overview_has_one_row_per_customer_with_its_figures(
             )
         )
     rows = query(
-        warehouse,
+        target,
         """select customer_id, city, age_band, points, promotions, active_promotions,
                   redemptions, stamp_cards, stamp_cards_completed,
                   accepts_terms, accepts_email, accepts_sms

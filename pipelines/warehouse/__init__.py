@@ -19,14 +19,12 @@ from pipelines.warehouse.quality import check_quality
 from pipelines.warehouse.views import view_statements
 
 
-def after_load(pipeline: dlt.Pipeline, analyst_layer: bool = True) -> list[QualityCheck]:
-    """Recreate the views and comments in one transaction (DuckDB SQL: only where
-    `analyst_layer`), then check the data's quality (plain SQL, any destination)."""
+def after_load(pipeline: dlt.Pipeline) -> list[QualityCheck]:
+    """Recreate the views and comments in one transaction, then check the data's quality."""
     with pipeline.sql_client() as client:
-        if analyst_layer:
-            with client.begin_transaction():
-                for _, statement in view_statements(client, dataset_columns(client)):
-                    client.execute_sql(statement)
-                for statement in comment_statements(client, dataset_columns(client)):
-                    client.execute_sql(statement)
+        with client.begin_transaction():
+            for _, statement in view_statements(client, dataset_columns(client)):
+                client.execute_sql(statement)
+            for statement in comment_statements(client, dataset_columns(client)):
+                client.execute_sql(statement)
         return check_quality(client, dataset_columns(client))

@@ -1,7 +1,8 @@
 """The analyst layer: views over the raw tables that carry `customer_id` (and `promotion_id`).
 
-Nobody querying them needs dlt's join columns. They are DuckDB SQL (`date_sub`, `filter`,
-`now()`), recreated after every load, and defensive: a child table dlt has not created yet (it
+Nobody querying them needs dlt's join columns. They are written in DuckDB SQL and, for other
+destinations, translated to the destination's dialect with sqlglot (PostgreSQL is tested);
+recreated after every load, and defensive: a child table dlt has not created yet (it
 creates one with its first row) is read as an empty relation with the pinned columns, so every view
 exists on a fresh warehouse and fills in once data arrives. Table and column names inside the views
 are unqualified: DuckDB binds them in the view's own schema, so the views keep working when the file
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
+import sqlglot
 from dlt.destinations.sql_client import SqlClientBase
 
 from pipelines.trigg.schema import AGE_BANDS, TABLES, VIEWS, Column, stored_columns
@@ -23,6 +25,14 @@ AGE_LIMITS: Final = (18, 25, 35, 45, 55, 65)
 """Upper bounds (exclusive) of the first age bands; older is the last but one band."""
 
 _CUSTOMER_JOIN = "join {customers} c on c._dlt_id = t._dlt_root_id"
+_AGE = """cast(coalesce(
+        extract(year from current_date) - extract(year from birth_date)
+        - case when extract(month from current_date) * 100 + extract(day from current_date)
+                    < extract(month from birth_date) * 100 + extract(day from birth_date)
+               then 1 else 0 end,
+        extract(year from current_date) - birth_year) as bigint)"""
+"""Whole years since the birth date; from the birth year alone where personal data is reduced
+(pii = pseudonymize or drop). Plain SQL: DuckDB and PostgreSQL read it alike."""
 _PROMOTION_JOIN = "join {customers__promotions} p on p._dlt_id = t._dlt_parent_id"
 
 
@@ -102,7 +112,7 @@ with promotions as (
            count(*) filter (where is_completed) as stamp_cards_completed
     from stamp_cards group by customer_id
 ), aged as (
-    select *, date_sub('year', birth_date, current_date) as age from {{customers}}
+    select *, {_AGE} as age from {{customers}}
 )
 select c.id as customer_id, c.external_id, c.first_name, c.last_name, c.email, c.mobile_phone,
        c.zip, c.city, c.country, c.gender, c.birth_date, c.age, {_age_band("c.age")} as age_band,
@@ -149,11 +159,19 @@ def view_statements(
         )
         for table in TABLES
     }
+    dialect = client.capabilities.sqlglot_dialect or "duckdb"
     return [
         (
             view.name,
-            f"create or replace view {client.make_qualified_table_name(view.name)} as"
-            + VIEW_SQL[view.name].format(**sources),
+            f"create or replace view {client.make_qualified_table_name(view.name)} as "
+            + in_dialect(VIEW_SQL[view.name].format(**sources), dialect),
         )
         for view in VIEWS
     ]
+
+
+def in_dialect(query: str, dialect: str) -> str:
+    """A DuckDB query in another SQL dialect (unchanged for DuckDB and MotherDuck)."""
+    if dialect == "duckdb":
+        return query
+    return sqlglot.transpile(query, read="duckdb", write=dialect)[0]
