@@ -253,6 +253,23 @@ def stored_columns(table: Table) -> tuple[Column, ...]:
 
 # -- History: loaded by dlt next to the customers ------------------------------------------------
 
+
+def _customer_column(name: str) -> Column:
+    """A column of `customers` shown under its short name elsewhere (`loyalty__points` as
+    `points`): the description stays the one written above."""
+    column = next(column for column in TABLES[0].columns if column.name == name)
+    return Column(name.split("__", 1)[-1], column.data_type, column.description)
+
+
+POINTS: Final = tuple(
+    _customer_column(f"loyalty__{name}")
+    for name in ("points", "points_active", "points_pending", "points_expired", "points_total")
+)
+CONSENTS: Final = tuple(
+    _customer_column(f"consents__{name}")
+    for name in ("accepts_terms", "accepts_email", "accepts_sms")
+)
+
 VERSIONS_KEY: Final = ("customer_id", UPDATED_AT)
 VERSIONS: Final = Relation(
     "customer_versions",
@@ -261,14 +278,8 @@ VERSIONS: Final = Relation(
     (
         _text("customer_id", "The customer: customers.id."),
         Column(UPDATED_AT, "timestamp", "metaData.UpdatedAt of this version."),
-        Column("points", "double", "Current point balance, including points that may be pending."),
-        Column("points_active", "double", "Points available for use."),
-        Column("points_pending", "double", "Points earned but not yet available."),
-        Column("points_expired", "double", "Points the customer had that expired."),
-        Column("points_total", "double", "Total points earned through history."),
-        Column("accepts_terms", "bool", "The customer accepts the terms."),
-        Column("accepts_email", "bool", "The customer accepts e-mail."),
-        Column("accepts_sms", "bool", "The customer accepts SMS."),
+        *POINTS,
+        *CONSENTS,
         Column("promotions", "bigint", "Number of promotions the customer had."),
         LOAD_ID,
         ROW_ID,
@@ -503,21 +514,13 @@ VIEWS: Final[tuple[Relation, ...]] = (
             Column("birth_date", "date", "Date of birth."),
             Column("age", "bigint", "Age in whole years today; empty without a birth date."),
             _text("age_band", "Age group: " + ", ".join(AGE_BANDS) + "."),
-            Column(
-                "points", "double", "Current point balance, including points that may be pending."
-            ),
-            Column("points_active", "double", "Points available for use now."),
-            Column("points_pending", "double", "Points earned but not yet available."),
-            Column("points_expired", "double", "Points the customer had that expired."),
-            Column("points_total", "double", "Total points earned through history."),
+            *POINTS,
             Column("promotions", "bigint", "Number of promotions the customer has."),
             Column("active_promotions", "bigint", "Promotions that can be used now (is_active)."),
             Column("redemptions", "bigint", "Redemptions of the customer's promotions."),
             Column("stamp_cards", "bigint", "Number of stamp cards."),
             Column("stamp_cards_completed", "bigint", "Stamp cards whose count has reached total."),
-            Column("accepts_terms", "bool", "The customer accepts the terms."),
-            Column("accepts_email", "bool", "The customer accepts e-mail."),
-            Column("accepts_sms", "bool", "The customer accepts SMS."),
+            *CONSENTS,
             Column(
                 "created_at", "timestamp", "When the customer was created (metaData.CreatedAt)."
             ),
