@@ -25,9 +25,8 @@ from pipelines.trigg.errors import QuarantineError
 from pipelines.trigg.records import (
     Customer,
     InvalidRecord,
-    iter_envelopes,
     newest,
-    read_body,
+    stream_envelopes,
     to_customer,
 )
 from pipelines.trigg.schema import (
@@ -99,7 +98,7 @@ def trigg_source(
         rejected = 0
         first_reason = ""
         with client.changed_customers(request_since) as body:
-            for data, meta in iter_envelopes(read_body(body)):
+            for data, meta in stream_envelopes(body):
                 try:
                     customer = to_customer(data, meta, zone)
                     reason = problem(customer)
