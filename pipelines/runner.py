@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +70,14 @@ def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
     return read_cursor(pipeline.state.get("sources", {}).get(SOURCE_NAME, {}))
 
 
+def _fresh_scratch_dir(warehouse: str) -> str:
+    """The fast path's scratch folder, emptied first: a run killed with -9 leaves its files."""
+    folder = os.path.join(working_dir(warehouse), "scratch")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    return folder
+
+
 @contextmanager
 def exclusive_run(warehouse: str) -> Iterator[None]:
     """One run per warehouse at a time. The OS drops the lock when its process dies (kill -9)."""
@@ -108,7 +117,13 @@ def run_once(
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
-        source = trigg_source(**settings.source_arguments(), since=request_since, strict=strict)
+        source = trigg_source(
+            **settings.source_arguments(),
+            scratch_dir=_fresh_scratch_dir(warehouse),
+            since=request_since,
+            strict=strict,
+            notes=notes,
+        )
         load_info = _when_unlocked(lambda: pipeline.run(source), warehouse, deadline)
     rows = _rows_written(pipeline)
     notes.extend(_quarantine_notes(pipeline, rows))

@@ -218,17 +218,12 @@ def test_newest_version_wins_when_one_response_holds_a_customer_twice(
 
     with duckdb.connect(warehouse, read_only=True) as connection:
         rows = connection.execute(
-            "select first_name, _dlt_id from trigg.customers where id = ?", [customer.data["id"]]
+            "select first_name from trigg.customers where id = ?", [customer.data["id"]]
         ).fetchall()
-        promotions = connection.execute(
-            "select count(*) from trigg.customers__promotions where _dlt_root_id = ?", [rows[0][1]]
-        ).fetchone()[0]
-        all_promotions = connection.sql(
-            "select count(*) from trigg.customers__promotions"
-        ).fetchone()[0]
     assert [row[0] for row in rows] == ["Newest"]
-    assert promotions == 0
-    assert all_promotions == 0  # the older copy's child rows were not loaded either
+    # the older copy's child rows were not loaded (dlt's normalizer creates the table empty,
+    # the fast path drops the older copy before any table is made)
+    assert row_counts(warehouse).get("customers__promotions", 0) == 0
 
 
 def test_drifting_types_are_coerced_to_the_pinned_types_without_variant_columns(

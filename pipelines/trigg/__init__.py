@@ -10,18 +10,23 @@ Configuration lives under `sources.trigg.*` (see `settings.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import dlt
 import pendulum
+import pyarrow as pa
 from dlt.extract import DltResource
 
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
+from pipelines.trigg.fast_path import FastBody, Unusual, fast_body
+from pipelines.trigg.nested_extract import count_nested_tables_under_their_root
 from pipelines.trigg.records import (
     Customer,
     InvalidRecord,
@@ -33,7 +38,11 @@ from pipelines.trigg.schema import (
     PRIMARY_KEY,
     REJECTED_TABLE,
     ROOT_TABLE,
+    TABLES,
+    Table,
+    child_column_hints,
     nested_hints,
+    parent_table,
     quarantine_column_hints,
     root_column_hints,
 )
@@ -52,6 +61,8 @@ from pipelines.trigg.validation import problem
 
 __all__ = ["plan_since", "read_cursor", "trigg_source"]
 
+log = logging.getLogger("trigg")
+
 CURSOR_KEY = "cursor"
 BATCH_SIZE = 1000
 """Records handed to dlt per item: lists are much cheaper for dlt than single rows."""
@@ -69,14 +80,21 @@ def trigg_source(
     backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
     max_retry_wait_seconds: float = DEFAULT_MAX_RETRY_WAIT_SECONDS,
     allow_insecure_http: bool = False,
+    fast_path: bool = True,
+    scratch_dir: str | None = None,
     since: str | None = None,
     strict: bool = False,
+    notes: list[str] | None = None,
 ) -> tuple[DltResource, DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
     `since` is sent as given; without it, a first run asks from `initial_since` (default: one
     day ago) and later runs from the cursor: the newest `metaData.UpdatedAt` loaded so far.
     Records that cannot be loaded go to `customers_rejected`; with `strict`, they fail the run.
+
+    With `fast_path`, DuckDB flattens the body into Arrow tables (`fast_path.py`, scratch files in
+    `scratch_dir`); a body it cannot load exactly as dlt's normalizer would goes to the normalizer
+    (the reference path), and why is appended to `notes`.
     """
     zone = ZoneInfo(timezone)
     client = TriggClient(
@@ -97,8 +115,17 @@ def trigg_source(
         batch = Received()
         rejected = 0
         first_reason = ""
-        with client.changed_customers(request_since) as body:
-            for data, meta in stream_envelopes(body):
+        with client.changed_customers(request_since) as body, ExitStack() as scratch:
+            fast = (
+                _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
+            )
+            if fast is not None:
+                newest_seen = newest(cursor, fast.newest_updated_at())
+                load_id = dlt.current.load_package_state()["load_id"]
+                for table, arrow_batch in fast.batches(load_id):
+                    yield FastBatch(table, arrow_batch)
+                body.seek(0, 2)  # the reference loop below finds nothing left to read
+            for data, meta in [] if fast is not None else stream_envelopes(body):
                 try:
                     customer = to_customer(data, meta, zone)
                     reason = problem(customer)
@@ -132,8 +159,12 @@ def trigg_source(
         columns=root_column_hints(),
         nested_hints=nested_hints(),
     )
-    def customers(received: Received) -> Iterator[list[Customer]]:
-        if received.customers:
+    def customers(received: Received | FastBatch) -> Iterator[Any]:
+        if isinstance(received, FastBatch) and received.table == ROOT_TABLE:
+            yield received.batch
+        elif isinstance(received, FastBatch):
+            yield dlt.mark.with_table_name(received.batch, received.table)
+        elif received.customers:
             yield received.customers
 
     @dlt.transformer(
@@ -142,11 +173,32 @@ def trigg_source(
         write_disposition="append",
         columns=quarantine_column_hints(),
     )
-    def customers_rejected(received: Received) -> Iterator[list[dict[str, Any]]]:
-        if received.rejected:
+    def customers_rejected(received: Received | FastBatch) -> Iterator[list[dict[str, Any]]]:
+        if isinstance(received, Received) and received.rejected:
             yield received.rejected
 
+    count_nested_tables_under_their_root()
+    for table in TABLES[1:]:
+        _declare_child_table(customers, table)
     return customers, customers_rejected
+
+
+def _declare_child_table(customers: DltResource, table: Table) -> None:
+    """Let `customers` take Arrow rows of a child table. dlt's normalizer makes child tables from
+    nested lists itself; Arrow tables skip it, so each child table is declared as nested in
+    `customers`, with dlt's join columns: that is what lets merge replace a changed customer's old
+    child rows. A table variant starts as a copy of the root's hints: keys and columns go first."""
+    customers.apply_hints(
+        table_name=table.name,
+        parent_table_name=parent_table(table).name,
+        columns={},
+        primary_key=[],
+        nested_hints={},
+        create_table_variant=True,
+    )
+    customers.apply_hints(
+        table_name=table.name, columns=child_column_hints(table), create_table_variant=True
+    )
 
 
 @dataclass
@@ -158,6 +210,28 @@ class Received:
 
     def __len__(self) -> int:
         return len(self.customers) + len(self.rejected)
+
+
+@dataclass
+class FastBatch:
+    """Rows of one table, flattened by the fast path: they skip dlt's row normalizer."""
+
+    table: str
+    batch: pa.RecordBatch
+
+
+def _open_fast_body(
+    scratch: ExitStack, body: IO[bytes], zone: str, folder: str | None, notes: list[str] | None
+) -> FastBody | None:
+    """The body, read and checked by DuckDB; None when the reference path must take it."""
+    try:
+        return scratch.enter_context(fast_body(body, zone, folder))
+    except Unusual as why:
+        log.info("the response goes through dlt's normalizer: %s", why)
+        if notes is not None and str(why) != "the response is empty":
+            notes.append(f"the response was loaded through dlt's normalizer (slower): {why}")
+        body.seek(0)
+        return None
 
 
 def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:

@@ -202,12 +202,44 @@ def _column_hints(table: Table) -> dict[str, TColumnSchema]:
     }
 
 
+ROW_KEY: Final = "_dlt_id"
+LOAD_ID: Final = "_dlt_load_id"
+PARENT_KEY: Final = "_dlt_parent_id"
+ROOT_KEY: Final = "_dlt_root_id"
+LIST_INDEX: Final = "_dlt_list_idx"
+DLT_ROOT_COLUMNS: Final[dict[str, TColumnSchema]] = {
+    LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False},
+    ROW_KEY: {
+        "name": ROW_KEY,
+        "data_type": "text",
+        "nullable": False,
+        "unique": True,
+        "row_key": True,
+    },
+}
+DLT_NESTED_COLUMNS: Final[dict[str, TColumnSchema]] = {
+    ROOT_KEY: {"name": ROOT_KEY, "data_type": "text", "nullable": False, "root_key": True},
+    PARENT_KEY: {"name": PARENT_KEY, "data_type": "text", "nullable": False, "parent_key": True},
+    LIST_INDEX: {"name": LIST_INDEX, "data_type": "bigint", "nullable": False},
+    ROW_KEY: {
+        "name": ROW_KEY,
+        "data_type": "text",
+        "nullable": False,
+        "unique": True,
+        "row_key": True,
+    },
+}
+"""dlt's join columns, with the hints its normalizer gives them. Declared, not left to the
+normalizer, because Arrow tables skip it: merge finds a changed customer's old child rows through
+`row_key` (`customers._dlt_id`) and `root_key` (`_dlt_root_id`)."""
+
+
 def root_column_hints() -> dict[str, TColumnSchema]:
     """Hints for `customers`; the newest `updated_at` wins when one load holds an id twice."""
     hints = _column_hints(TABLES[0])
     hints[PRIMARY_KEY] = {**hints[PRIMARY_KEY], "nullable": False}
     hints[UPDATED_AT] = {**hints[UPDATED_AT], "dedup_sort": "desc"}
-    return hints
+    return {**hints, **DLT_ROOT_COLUMNS}
 
 
 def quarantine_column_hints() -> dict[str, TColumnSchema]:
@@ -224,6 +256,14 @@ def parent_table(table: Table) -> Table:
 def nested_hints() -> dict[tuple[str, ...], dict[str, Any]]:
     """Pinned columns of every child table, keyed by its path under `customers`."""
     return {
-        table.path: {"columns": _column_hints(table), "parent_table_name": parent_table(table).name}
+        table.path: {
+            "columns": child_column_hints(table),
+            "parent_table_name": parent_table(table).name,
+        }
         for table in TABLES[1:]
     }
+
+
+def child_column_hints(table: Table) -> dict[str, TColumnSchema]:
+    """Hints for a child table: its pinned columns and dlt's join columns."""
+    return {**_column_hints(table), **DLT_NESTED_COLUMNS}

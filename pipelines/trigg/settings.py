@@ -66,6 +66,8 @@ class TriggSettings(BaseConfiguration):
     """Allow a plain http:// base URL for a host that is not loopback (the key travels in clear)."""
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
     """How long a run waits for a DuckDB file another process holds open."""
+    fast_path: bool = True
+    """Flatten responses with DuckDB into Arrow tables; false: always through dlt's normalizer."""
 
     def source_arguments(self) -> dict[str, object]:
         """The arguments of `trigg_source()` these settings stand for."""
@@ -83,6 +85,7 @@ SOURCE_ARGUMENTS: Final = (
     "backoff_seconds",
     "max_retry_wait_seconds",
     "allow_insecure_http",
+    "fast_path",
 )
 
 
