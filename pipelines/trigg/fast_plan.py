@@ -15,7 +15,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.trigg.schema import PRIMARY_KEY, TABLES, UPDATED_AT, Column, Table
+from pipelines.trigg.schema import (
+    LIST_INDEX,
+    LOAD_ID,
+    PARENT_KEY,
+    PRIMARY_KEY,
+    ROOT_KEY,
+    ROW_KEY,
+    TABLES,
+    UPDATED_AT,
+    Column,
+    Table,
+)
 from pipelines.trigg.timestamps import SQL_DATE_PATTERN, SQL_TIMESTAMP_PATTERN, Fold
 from pipelines.trigg.validation import column_name
 
@@ -38,13 +49,6 @@ SQL_TYPES = {
 }
 """The DuckDB type each dlt data type is selected as (JSON as its text, as dlt writes it)."""
 TEXT_OR_INTEGER = "('VARCHAR', 'BIGINT', 'UBIGINT')"
-DLT_ID, DLT_PARENT_ID, DLT_ROOT_ID, DLT_LIST_IDX, DLT_LOAD_ID = (
-    "_dlt_id",
-    "_dlt_parent_id",
-    "_dlt_root_id",
-    "_dlt_list_idx",
-    "_dlt_load_id",
-)
 
 
 class Unusual(Exception):
@@ -239,13 +243,13 @@ class Plan:
             for leaf in table.leaves
         ]
         if table.parent is None:
-            columns += [f"{literal(load_id)} AS {DLT_LOAD_ID}", f"b.root_id AS {DLT_ID}"]
+            columns += [f"{literal(load_id)} AS {LOAD_ID}", f"b.root_id AS {ROW_KEY}"]
             return f"SELECT {', '.join(columns)} FROM {body} b"
-        columns += [
-            f"r.id AS {DLT_ID}",
-            f"r.parent AS {DLT_PARENT_ID}",
-            f"r.root AS {DLT_ROOT_ID}",
-            f"r.idx AS {DLT_LIST_IDX}",
+        columns += [  # in the order dlt's normalizer adds them
+            f"r.root AS {ROOT_KEY}",
+            f"r.parent AS {PARENT_KEY}",
+            f"r.idx AS {LIST_INDEX}",
+            f"r.id AS {ROW_KEY}",
         ]
         return f"SELECT {', '.join(columns)} FROM ({_rows(table, body)}) r"
 
