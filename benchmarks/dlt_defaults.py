@@ -22,7 +22,7 @@ def main(base_url: str, api_key: str, warehouse: str) -> None:
         yield [{**item["data"], **item["metaData"]} for item in response.json()]
 
     pipeline = dlt.pipeline(
-        "dlt_defaults", destination=dlt.destinations.duckdb(warehouse), dataset_name="defaults"
+        "dlt_defaults", destination=dlt.destinations.duckdb(warehouse), dataset_name="trigg"
     )
     pipeline.run(customers())
 

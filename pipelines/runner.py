@@ -24,10 +24,12 @@ import dlt
 import duckdb
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.duckdb_catalog import qualify_colliding_catalogs
+from pipelines.duckdb_merge import deduplicate_child_rows_by_first_copy
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, trigg_source
 from pipelines.trigg.errors import RunInProgress, TriggError
@@ -54,13 +56,24 @@ def working_dir(warehouse: str) -> str:
     return os.path.join(get_dlt_pipelines_dir(), "trigg", key)
 
 
+WAREHOUSE_SETTINGS = {"memory_limit": "128MB", "threads": 2, "preserve_insertion_order": False}
+"""The warehouse connection's DuckDB settings: a bounded buffer pool (DuckDB's default is 80% of
+the machine), spilling to `<file>.tmp` beyond it, so a big merge costs disk, not memory."""
+LOAD_WORKERS = "2"
+"""dlt's parallel load jobs (default 20): each holds its own DuckDB insert; 2 keep the speed and
+save about 40 MB of peak memory on a big load."""
+
+
 def make_pipeline(warehouse: str) -> dlt.Pipeline:
     """The `trigg_customers` pipeline loading into the DuckDB file `warehouse`."""
     qualify_colliding_catalogs()
+    deduplicate_child_rows_by_first_copy()
+    os.environ.setdefault("LOAD__WORKERS", LOAD_WORKERS)
+    credentials = DuckDbCredentials(os.path.abspath(warehouse), global_config=WAREHOUSE_SETTINGS)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
         pipelines_dir=working_dir(warehouse),
-        destination=dlt.destinations.duckdb(os.path.abspath(warehouse)),
+        destination=dlt.destinations.duckdb(credentials),
         dataset_name=DATASET_NAME,
     )
 
