@@ -220,8 +220,10 @@ def ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
-def run(sizes: Sizes, keep: bool) -> dict[str, object]:
-    work = OUT / "work"
+def run(sizes: Sizes, keep: bool, out: Path) -> dict[str, object]:
+    global FEEDS
+    FEEDS = out / "feeds"
+    work = out / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     results: dict[str, object] = {"sizes": asdict(sizes)}
@@ -365,6 +367,7 @@ def main() -> int:
     parser.add_argument("--issue", action="store_true", help="the issue's sizes (slow)")
     parser.add_argument("--customers", type=int, help="override the initial load's size")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses in out/work")
+    parser.add_argument("--out", type=Path, default=OUT, help="where bodies and results go")
     args = parser.parse_args()
     if not GNU_TIME.exists():
         print(
@@ -382,9 +385,8 @@ def main() -> int:
             args.customers,
             max(1, args.customers // 10),
         )
-    results = run(sizes, args.keep)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    results = run(sizes, args.keep, args.out)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
     return 0
 
 
