@@ -13,19 +13,11 @@ import sys
 
 import duckdb
 
-from pipelines.trigg.fast_path import MEMORY_LIMIT, THREADS
 from pipelines.trigg.fast_plan import literal, make_plan
 
 
 def main(body: str, warehouse: str) -> None:
-    connection = duckdb.connect(
-        warehouse,
-        config={
-            "memory_limit": MEMORY_LIMIT,
-            "threads": THREADS,
-            "preserve_insertion_order": False,
-        },
-    )
+    connection = duckdb.connect(warehouse)  # DuckDB's defaults: as much memory as it likes
     connection.execute("SET TimeZone = 'UTC'")
     sampled = connection.sql(f"SELECT * FROM read_json({literal(body)}, format = 'array')")
     plan = make_plan(list(zip(sampled.columns, sampled.types, strict=True)))

@@ -106,50 +106,26 @@ def trigg_source(
     )
 
     @dlt.resource(name="changed_customers", selected=False)
-    def changed_customers() -> Iterator[Received]:
-        """Every record the API returned, sorted into loadable customers and rejections."""
+    def changed_customers() -> Iterator[Received | FastBatch]:
+        """Every record the API returned: as Arrow tables from the fast path, or sorted into
+        loadable customers and rejections by the reference path."""
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
-        newest_seen = cursor
-        batch = Received()
-        rejected = 0
-        first_reason = ""
+        seen = Newest(cursor)
         with client.changed_customers(request_since) as body, ExitStack() as scratch:
             fast = (
                 _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
             )
             if fast is not None:
-                newest_seen = newest(cursor, fast.newest_updated_at())
+                seen.add(fast.newest_updated_at())
                 load_id = dlt.current.load_package_state()["load_id"]
                 for table, arrow_batch in fast.batches(load_id):
                     yield FastBatch(table, arrow_batch)
-                body.seek(0, 2)  # the reference loop below finds nothing left to read
-            for data, meta in [] if fast is not None else stream_envelopes(body):
-                try:
-                    customer = to_customer(data, meta, zone)
-                    reason = problem(customer)
-                except InvalidRecord as invalid:
-                    reason = str(invalid)
-                if reason is None:
-                    newest_seen = newest(newest_seen, customer["updated_at"])
-                    batch.customers.append(customer)
-                else:
-                    rejected += 1
-                    first_reason = first_reason or reason
-                    batch.rejected.append(rejection(data, meta, reason))
-                if len(batch) >= BATCH_SIZE:
-                    yield batch
-                    batch = Received()
-        if strict and rejected:
-            raise QuarantineError(
-                f"{rejected} record(s) could not be loaded (first: {first_reason});"
-                " --strict makes that a failure, so nothing was loaded"
-            )
-        if len(batch):
-            yield batch
-        if newest_seen is not None and newest_seen != cursor:
-            state[CURSOR_KEY] = newest_seen.isoformat()
+            else:
+                yield from _reference_batches(body, zone, strict, seen)
+        if seen.moment is not None and seen.moment != cursor:
+            state[CURSOR_KEY] = seen.moment.isoformat()
 
     @dlt.transformer(
         data_from=changed_customers,
@@ -211,6 +187,48 @@ class Received:
 
     def __len__(self) -> int:
         return len(self.customers) + len(self.rejected)
+
+
+@dataclass
+class Newest:
+    """The cursor candidate: the newest `updated_at` among the customers loaded."""
+
+    moment: datetime | None
+
+    def add(self, other: datetime | None) -> None:
+        self.moment = newest(self.moment, other)
+
+
+def _reference_batches(
+    body: IO[bytes], zone: ZoneInfo, strict: bool, seen: Newest
+) -> Iterator[Received]:
+    """The reference path: each record checked in Python, customers left to dlt's normalizer."""
+    batch = Received()
+    rejected = 0
+    first_reason = ""
+    for data, meta in stream_envelopes(body):
+        try:
+            customer = to_customer(data, meta, zone)
+            reason = problem(customer)
+        except InvalidRecord as invalid:
+            reason = str(invalid)
+        if reason is None:
+            seen.add(customer["updated_at"])
+            batch.customers.append(customer)
+        else:
+            rejected += 1
+            first_reason = first_reason or reason
+            batch.rejected.append(rejection(data, meta, reason))
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = Received()
+    if strict and rejected:
+        raise QuarantineError(
+            f"{rejected} record(s) could not be loaded (first: {first_reason});"
+            " --strict makes that a failure, so nothing was loaded"
+        )
+    if len(batch):
+        yield batch
 
 
 @dataclass

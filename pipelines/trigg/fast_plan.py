@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from pipelines.trigg.schema import (
     LIST_INDEX,
     LOAD_ID,
@@ -26,6 +28,8 @@ from pipelines.trigg.schema import (
     UPDATED_AT,
     Column,
     Table,
+    child_column_hints,
+    root_column_hints,
 )
 from pipelines.trigg.timestamps import SQL_DATE_PATTERN, SQL_TIMESTAMP_PATTERN, Fold
 from pipelines.trigg.validation import column_name
@@ -48,6 +52,16 @@ SQL_TYPES = {
     "json": "VARCHAR",
 }
 """The DuckDB type each dlt data type is selected as (JSON as its text, as dlt writes it)."""
+ARROW_TYPES = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "json": pa.string(),
+}
+"""The Arrow type DuckDB hands over for each (dlt reads JSON columns from text)."""
 TEXT_OR_INTEGER = "('VARCHAR', 'BIGINT', 'UBIGINT')"
 
 
@@ -174,6 +188,63 @@ class TablePlan:
 
 
 @dataclass
+class Check:
+    """One query over part of the body: counts of values that need dlt's own handling, and the
+    first and last date its timestamps mention."""
+
+    source: str
+    counts: list[tuple[str, str]] = field(default_factory=list)
+    dates: list[tuple[str, str]] = field(default_factory=list)
+
+    def count(self, what: str, aggregate: str) -> None:
+        self.counts.append((what, aggregate))
+
+    def sql(self) -> str:
+        aggregates = [aggregate for _, aggregate in self.counts]
+        aggregates += [bound for bounds in self.dates for bound in bounds]
+        return f"SELECT {', '.join(aggregates)} FROM {self.source}"
+
+
+def _add_checks(
+    check: Check, table: TablePlan, row: str, nested: bool, top: TablePlan | None = None
+) -> None:
+    """Add `table`'s checks, its values read from `row` (its own row, or a `top` row above)."""
+
+    def bad_count(keys: tuple[str, ...], bad: Callable[[str], str]) -> str:
+        if not nested:
+            value = _access(row, keys)
+            return f"count(*) FILTER (WHERE {value} IS NOT NULL AND ({bad(value)}))"
+        values = _values(table, keys, start=top, row=row)
+        return f"sum(len(list_filter({values}, v -> v IS NOT NULL AND ({bad('v')}))))"
+
+    name = table.table.name
+    if table.only_empty:
+        check.count(f"{name} items of unknown shape", bad_count((), lambda v: "true"))
+    for keys in table.nulls:
+        check.count(f"{name}: {'.'.join(keys)}", bad_count(keys, lambda v: "true"))
+    for leaf in table.leaves:
+        if leaf.rule.bad is not None:
+            check.count(f"{name}.{leaf.column.name}", bad_count(leaf.keys, leaf.rule.bad))
+        if leaf.column.data_type == "timestamp" and leaf.rule.read_type == "VARCHAR":
+            if nested:
+                values = _values(table, leaf.keys, start=top, row=row)
+                days = f"list_transform({values}, v -> left(NULLIF(v, ''), 10))"
+                check.dates.append((f"min(list_min({days}))", f"max(list_max({days}))"))
+            else:
+                day = f"left(NULLIF({_access(row, leaf.keys)}, ''), 10)"
+                check.dates.append((f"min({day})", f"max({day})"))
+
+
+def _descends_from(table: TablePlan, ancestor: TablePlan) -> bool:
+    node = table.parent
+    while node is not None:
+        if node is ancestor:
+            return True
+        node = node.parent
+    return False
+
+
+@dataclass
 class Plan:
     """What to read and how to select every table, for one response body."""
 
@@ -202,36 +273,38 @@ class Plan:
         leaf = self.root.leaf(UPDATED_AT)
         return "NULL::TIMESTAMPTZ" if leaf is None else leaf.rule.value(_access(row, leaf.keys), ts)
 
-    def checks(self) -> Iterator[tuple[str, str]]:
-        """(what, SQL counting the bad values in one body row `b`) for every checked leaf."""
-        yield (
+    def checks(self) -> Iterator[Check]:
+        """One query for the customers and one per top-level list (promotions and everything in
+        them): how many values dlt would coerce differently or quarantine, and the first and
+        last date the timestamps mention. Each reads its part of the body once."""
+        root = Check("body b")
+        id_sql = self.id_sql()
+        root.count(
             "a customer without an id",
-            f"CAST(({self.id_sql()}) IS NULL OR ({self.id_sql()}) = '' AS INT)",
+            f"count(*) FILTER (WHERE ({id_sql}) IS NULL OR ({id_sql}) = '')",
         )
-        yield "an item that is not a {data, metaData} envelope", "CAST(b.data IS NULL AS INT)"
-        for table in self.tables:
-            if table.only_empty:
-                values = _values(table, ())
-                yield f"{table.table.name} items of unknown shape", f"len({values})"
-            for keys in table.nulls:
-                where = f"{table.table.name}: {'.'.join(keys)}"
-                yield where, f"len(list_filter({_values(table, keys)}, v -> v IS NOT NULL))"
-            for leaf in table.leaves:
-                if leaf.rule.bad is None:
-                    continue
-                values = _values(table, leaf.keys)
-                where = f"{table.table.name}.{leaf.column.name}"
-                yield (
-                    where,
-                    f"len(list_filter({values}, v -> v IS NOT NULL AND ({leaf.rule.bad('v')})))",
-                )
+        _add_checks(root, self.root, "b", nested=False)
+        yield root
+        for top in (table for table in self.tables if table.depth == 1):
+            check = Check(f"(SELECT unnest({_values(top)}) AS r FROM body b)")
+            for table in self.tables:
+                if table is top or _descends_from(table, top):
+                    _add_checks(check, table, "r", nested=table is not top, top=top)
+            if check.counts or check.dates:
+                yield check
 
-    def timestamp_values(self) -> Iterator[str]:
-        """SQL lists of every timestamp text in one body row `b` (for the fold windows' range)."""
-        for table in self.tables:
-            for leaf in table.leaves:
-                if leaf.column.data_type == "timestamp" and leaf.rule.read_type == "VARCHAR":
-                    yield _values(table, leaf.keys)
+    def arrow_schema(self, table: TablePlan) -> pa.Schema:
+        """The Arrow schema of `select_sql`'s rows: the pinned types, dlt's nullability."""
+        if table.parent is None:
+            hints, dlt_columns = root_column_hints(), [LOAD_ID, ROW_KEY]
+        else:
+            hints = child_column_hints(table.table)
+            dlt_columns = [ROOT_KEY, PARENT_KEY, LIST_INDEX, ROW_KEY]
+        names = [leaf.column.name for leaf in table.leaves] + dlt_columns
+        return pa.schema(
+            pa.field(name, ARROW_TYPES[hints[name]["data_type"]], hints[name].get("nullable", True))
+            for name in names
+        )
 
     def select_sql(
         self, table: TablePlan, ts: Callable[[str], str], load_id: str, body: str
@@ -279,24 +352,27 @@ def _rows(table: TablePlan, body: str) -> str:
     return f"SELECT parent || '.' || idx AS id, parent, root, idx, item FROM ({unnested})"
 
 
-def _values(table: TablePlan, keys: tuple[str, ...]) -> str:
-    """A SQL list of the values at `keys` in every row of `table`, from one body row `b`."""
+def _values(
+    table: TablePlan, keys: tuple[str, ...] = (), start: TablePlan | None = None, row: str = "b"
+) -> str:
+    """A SQL list of the values at `keys` in every row of `table` under one row `row` (a body
+    row, or a row of the table `start` above `table`)."""
     chain: list[TablePlan] = []
     node: TablePlan | None = table
-    while node is not None and node.parent is not None:
+    while node is not None and node.parent is not None and node is not start:
         chain.insert(0, node)
         node = node.parent
     if not chain:
-        return f"[{_access('b', keys)}]"
+        return f"[{_access(row, keys)}]"
 
-    def descend(level: int, row: str) -> str:
-        items = _access(row, chain[level].list_keys)
+    def descend(level: int, item: str) -> str:
+        items = _access(item, chain[level].list_keys)
         var = f"x{level}"
         if level == len(chain) - 1:
             return f"list_transform({items}, {var} -> {_access(var, keys)})" if keys else items
         return f"flatten(list_transform({items}, {var} -> {descend(level + 1, var)}))"
 
-    return f"coalesce({descend(0, 'b')}, [])"
+    return f"coalesce({descend(0, row)}, [])"
 
 
 def make_plan(envelope: list[tuple[str, Any]]) -> Plan:
