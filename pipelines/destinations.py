@@ -17,8 +17,10 @@ import duckdb
 from dlt.common.configuration.exceptions import ConfigurationException
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.duckdb_catalog import qualify_colliding_catalogs
+from pipelines.duckdb_merge import deduplicate_child_rows_by_first_copy
 from pipelines.trigg.errors import ConfigError
 from pipelines.trigg.settings import DEFAULT_DUCKDB_FILE
 
@@ -45,11 +47,18 @@ class Warehouse:
         return self.location if self.is_duckdb_file else f"{self.kind}:{self.location}"
 
 
+DUCKDB_SETTINGS = {"memory_limit": "128MB", "threads": 2, "preserve_insertion_order": False}
+"""The warehouse connection's DuckDB settings: a bounded buffer pool (DuckDB's default is 80% of
+the machine), spilling to `<file>.tmp` beyond it, so a big merge costs disk, not memory."""
+
+
 def duckdb_file(path: str) -> Warehouse:
-    """A DuckDB file (DuckDB-specific): the default warehouse."""
+    """A DuckDB file (DuckDB-specific): the default warehouse, loaded in bounded memory."""
     location = os.path.abspath(path)
     qualify_colliding_catalogs()
-    return Warehouse(dlt.destinations.duckdb(location), "duckdb", location)
+    deduplicate_child_rows_by_first_copy()
+    credentials = DuckDbCredentials(location, global_config=DUCKDB_SETTINGS)
+    return Warehouse(dlt.destinations.duckdb(credentials), "duckdb", location)
 
 
 def resolve_warehouse(destination: str | None = None) -> Warehouse:

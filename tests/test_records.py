@@ -1,11 +1,13 @@
 """Every plausible response shape is read; anything else is refused, never loaded as empty."""
 
+import io
+import json
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from pipelines.trigg.errors import ResponseShapeError
-from pipelines.trigg.records import iter_envelopes, to_customer
+from pipelines.trigg.records import iter_envelopes, stream_envelopes, to_customer
 
 OSLO = ZoneInfo("Europe/Oslo")
 CUSTOMER = {"id": "A", "firstName": "Kari"}
@@ -39,3 +41,28 @@ def test_an_empty_array_is_an_empty_feed() -> None:
 def test_anything_else_is_a_clear_error(body: object) -> None:
     with pytest.raises(ResponseShapeError, match="nothing was loaded"):
         list(iter_envelopes(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [{"data": CUSTOMER, "metaData": META}],
+        {"data": [{"data": CUSTOMER, "metaData": META}]},
+        {"data": [{**CUSTOMER, "metaData": META}]},
+        {"data": CUSTOMER, "metaData": META},
+        {"note": {"data": [1]}, "data": [{"data": CUSTOMER, "metaData": META}]},
+    ],
+    ids=["array", "object-of-envelopes", "object-of-customers", "single", "key-before-data"],
+)
+def test_the_streamed_body_yields_what_the_parsed_body_yields(body: object) -> None:
+    streamed = list(stream_envelopes(io.BytesIO(json.dumps(body).encode())))
+    assert streamed == list(iter_envelopes(body))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"<html>", b'[{"data": {"id": "A"}}, {"da', b"[1] trailing", b'{"data": 5}', b"[[]]"],
+)
+def test_a_streamed_body_that_is_not_a_feed_is_a_clear_error(raw: bytes) -> None:
+    with pytest.raises(ResponseShapeError, match="nothing was loaded"):
+        list(stream_envelopes(io.BytesIO(raw)))

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from faker import Faker
@@ -35,6 +35,7 @@ PROMOTIONS = (
 )
 EXTENDED_CONSENTS = (("C-PROFILING", "Profiling"), ("C-PARTNERS", "Partner offers"))
 LEVELS = ("Bronze", "Silver", "Gold")
+T = TypeVar("T")
 
 
 @dataclass
@@ -239,10 +240,20 @@ class CustomerStore:
         self.customers: dict[str, SimulatedCustomer] = {c.data["id"]: c for c in generated}
 
     def changed_since(self, since: datetime) -> list[SimulatedCustomer]:
-        """Customers whose `UpdatedAt` is at or after `since`, oldest change first."""
+        """Customers whose `UpdatedAt` is at or after `since`, oldest change first (copies)."""
         with self.lock:
-            selected = [c for c in self.customers.values() if c.updated_at >= since]
-            return [copy.deepcopy(c) for c in sorted(selected, key=lambda c: c.updated_at)]
+            return [copy.deepcopy(c) for c in self.selected(since)]
+
+    def render_since(self, since: datetime, render: Callable[[list[SimulatedCustomer]], T]) -> T:
+        """`render` the customers changed since `since` while no change can happen: no copies,
+        so serving a hundred thousand customers costs a JSON dump, not a deep copy."""
+        with self.lock:
+            return render(self.selected(since))
+
+    def selected(self, since: datetime) -> list[SimulatedCustomer]:
+        """The live customers changed since `since`, oldest first; the caller holds the lock."""
+        chosen = [c for c in self.customers.values() if c.updated_at >= since]
+        return sorted(chosen, key=lambda c: c.updated_at)
 
     def snapshot(self) -> list[SimulatedCustomer]:
         """Every customer as the service holds it now."""
@@ -261,10 +272,21 @@ class CustomerStore:
                     self.customers[customer.data["id"]] = customer
                 else:
                     customer = self.customers[rng.choice(sorted(self.customers))]
-                    rng.choice(CHANGES)(self.generator, customer.data, now)
+                    self.change_one(customer, now)
                 customer.updated_at = max(now, customer.updated_at + timedelta(seconds=1))
                 changed.append(customer.data["id"])
         return changed
+
+    def change_every(self) -> None:
+        """Apply one realistic change to every customer (a benchmark's "N changed customers")."""
+        with self.lock:
+            now = self.clock().replace(microsecond=0)
+            for customer in self.customers.values():
+                self.change_one(customer, now)
+                customer.updated_at = max(now, customer.updated_at + timedelta(seconds=1))
+
+    def change_one(self, customer: SimulatedCustomer, now: datetime) -> None:
+        self.generator.rng.choice(CHANGES)(self.generator, customer.data, now)
 
 
 def _earn_points(generator: CustomerGenerator, data: dict[str, Any], now: datetime) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import json
 import re
+import shutil
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +29,7 @@ from pipelines.simulator.data import CustomerStore, SimulatedCustomer
 
 DEMO_API_KEY = "demo-key"
 SINCE_FORMAT = "%Y%m%dT%H%M"
+FILE_CHUNK_BYTES = 1 << 20
 ROUTE = re.compile(r"^(?:/v4)?/customers/changed/?(?P<since>[^/?]*)$")
 
 Shape = Literal["array", "object", "object-customers", "single"]
@@ -85,6 +88,8 @@ class TriggSimulator:
         self.faults: deque[Fault] = deque()
         self.requests: list[RequestRecord] = []
         self.fixed_body: bytes | None = None
+        self.body_file: Path | None = None
+        """Serve this file's bytes instead of rendering (benchmarks: gigabytes, held on disk)."""
         self.extra_envelopes: list[Any] = []
         """Served after the real customers on every answer: broken records, for quarantine tests."""
         self._server: ThreadingHTTPServer | None = None
@@ -101,6 +106,10 @@ class TriggSimulator:
 
     def served(self, since: datetime) -> list[SimulatedCustomer]:
         return self.store.changed_since(since)
+
+    def render_since(self, since: datetime) -> bytes:
+        """The body for `since`, dumped straight from the live store (no copies)."""
+        return self.store.render_since(since, self.render)
 
     def render(self, customers: list[SimulatedCustomer]) -> bytes:
         envelopes = [customer.envelope() for customer in customers] + self.extra_envelopes
@@ -188,7 +197,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(
         self, simulator: TriggSimulator, route: re.Match[str] | None, since_segment: str
-    ) -> tuple[int, bytes, dict[str, str]]:
+    ) -> tuple[int, bytes | Path, dict[str, str]]:
         if route is None:
             return 404, error_body(404, "Not Found", f"No route for {self.path}"), {}
         if self.headers.get("x-api-key") != simulator.api_key:
@@ -208,8 +217,13 @@ class _Handler(BaseHTTPRequestHandler):
         if since is None:
             detail = [f"Invalid timestamp '{since_segment}'", "Expected format yyyyMMddTHHmm"]
             return 400, error_body(400, "Bad Request", detail), {}
-        body = simulator.fixed_body or simulator.render(simulator.served(since))
         headers = {"Content-Type": "application/json; charset=utf-8"}
+        if simulator.body_file is not None and fault is None and not simulator.gzip:
+            return 200, simulator.body_file, headers
+        if simulator.body_file is not None:
+            body = simulator.body_file.read_bytes()
+        else:
+            body = simulator.fixed_body or simulator.render_since(since)
         if simulator.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
@@ -217,14 +231,19 @@ class _Handler(BaseHTTPRequestHandler):
             headers["X-Cut-At"] = str(int(len(body) * fault.cut_at_fraction))
         return 200, body, headers
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def _send(self, status: int, body: bytes | Path, headers: dict[str, str]) -> None:
         cut_at = headers.pop("X-Cut-At", None)
         self.send_response(status)
         headers.setdefault("Content-Type", "application/json")
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        size = body.stat().st_size if isinstance(body, Path) else len(body)
+        self.send_header("Content-Length", str(size))
         self.end_headers()
+        if isinstance(body, Path):
+            with body.open("rb") as source:
+                shutil.copyfileobj(source, self.wfile, FILE_CHUNK_BYTES)
+            return
         if cut_at is None:
             self.wfile.write(body)
             return

@@ -10,33 +10,41 @@ Configuration lives under `sources.trigg.*` (see `settings.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 import dlt
 import pendulum
 from dlt.extract import DltResource
 
+from pipelines.trigg.batches import FastBatch, Received
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
+from pipelines.trigg.fast_path import FastBody, Unusual, fast_body
 from pipelines.trigg.history import customer_versions
+from pipelines.trigg.nested_extract import count_nested_tables_under_their_root
 from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
-    Customer,
     InvalidRecord,
-    iter_envelopes,
     newest,
-    read_body,
+    stream_envelopes,
     to_customer,
 )
 from pipelines.trigg.schema import (
     PRIMARY_KEY,
     REJECTED_TABLE,
     ROOT_TABLE,
+    TABLES,
+    VERSIONS,
+    Table,
+    child_column_hints,
     nested_hints,
+    parent_table,
     quarantine_column_hints,
     root_column_hints,
 )
@@ -55,6 +63,8 @@ from pipelines.trigg.timestamps import default_initial_since, parse_since, since
 from pipelines.trigg.validation import problem
 
 __all__ = ["plan_since", "read_cursor", "read_pii_mode", "trigg_source"]
+
+log = logging.getLogger("trigg")
 
 CURSOR_KEY = "cursor"
 PII_KEY = "pii"
@@ -77,8 +87,11 @@ def trigg_source(
     allow_insecure_http: bool = False,
     pii: str = DEFAULT_PII,
     pii_key: str | None = dlt.secrets.value,
+    fast_path: bool = True,
+    scratch_dir: str | None = None,
     since: str | None = None,
     strict: bool = False,
+    notes: list[str] | None = None,
 ) -> list[DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
@@ -86,9 +99,15 @@ def trigg_source(
     day ago) and later runs from the cursor: the newest `metaData.UpdatedAt` loaded so far.
     Records that cannot be loaded go to `customers_rejected`; with `strict`, they fail the run.
     Each customer also becomes a row of `customer_versions` (see `history.py`).
+
+    With `fast_path`, DuckDB flattens the body into Arrow tables (`fast_path.py`, scratch files in
+    `scratch_dir`); a body it cannot load exactly as dlt's normalizer would goes to the normalizer
+    (the reference path), and why is appended to `notes`. Personal data is handled by the
+    reference path only, so with `pii` other than keep every response takes it.
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
+    fast_path = fast_path and privacy.mode == "keep"
     client = TriggClient(
         base_url,
         api_key,
@@ -98,42 +117,28 @@ def trigg_source(
     )
 
     @dlt.resource(name="changed_customers", selected=False)
-    def changed_customers() -> Iterator[Received]:
-        """Every record the API returned, sorted into loadable customers and rejections."""
+    def changed_customers() -> Iterator[Received | FastBatch]:
+        """Every record the API returned: as Arrow tables from the fast path, or sorted into
+        loadable customers and rejections by the reference path."""
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
-        newest_seen = cursor
-        batch = Received()
-        rejected = 0
-        first_reason = ""
-        with client.changed_customers(request_since) as body:
-            for raw, meta in iter_envelopes(read_body(body)):
-                data = privacy.apply(raw)
-                try:
-                    customer = to_customer(data, meta, zone)
-                    reason = problem(customer)
-                except InvalidRecord as invalid:
-                    reason = str(invalid)
-                if reason is None:
-                    newest_seen = newest(newest_seen, customer["updated_at"])
-                    batch.customers.append(customer)
-                else:
-                    rejected += 1
-                    first_reason = first_reason or reason
-                    batch.rejected.append(rejection(data, meta, reason))
-                if len(batch) >= BATCH_SIZE:
-                    yield batch
-                    batch = Received()
-        if strict and rejected:
-            raise QuarantineError(
-                f"{rejected} record(s) could not be loaded (first: {first_reason});"
-                " --strict makes that a failure, so nothing was loaded"
+        seen = Newest(cursor)
+        with client.changed_customers(request_since) as body, ExitStack() as scratch:
+            fast = (
+                _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
             )
-        if len(batch):
-            yield batch
-        if newest_seen is not None and newest_seen != cursor:
-            state[CURSOR_KEY] = newest_seen.isoformat()
+            if fast is not None:
+                seen.add(fast.newest_updated_at())
+                load_id = dlt.current.load_package_state()["load_id"]
+                for table, arrow_batch in fast.batches(load_id):
+                    yield FastBatch(table, arrow_batch)
+                for arrow_batch in fast.versions(load_id):
+                    yield FastBatch(VERSIONS.name, arrow_batch)
+            else:
+                yield from _reference_batches(body, zone, strict, seen, privacy)
+        if seen.moment is not None and seen.moment != cursor:
+            state[CURSOR_KEY] = seen.moment.isoformat()
         if state.get(PII_KEY, DEFAULT_PII) != privacy.mode:
             state[PII_KEY] = privacy.mode
 
@@ -145,8 +150,11 @@ def trigg_source(
         columns=root_column_hints(),
         nested_hints=nested_hints(),
     )
-    def customers(received: Received) -> Iterator[list[Customer]]:
-        if received.customers:
+    def customers(received: Received | FastBatch) -> Iterator[Any]:
+        if isinstance(received, FastBatch):
+            if received.table != VERSIONS.name:
+                yield dlt.mark.with_table_name(received.batch, received.table)
+        elif received.customers:
             yield received.customers
 
     @dlt.transformer(
@@ -155,22 +163,92 @@ def trigg_source(
         write_disposition="append",
         columns=quarantine_column_hints(),
     )
-    def customers_rejected(received: Received) -> Iterator[list[dict[str, Any]]]:
-        if received.rejected:
+    def customers_rejected(received: Received | FastBatch) -> Iterator[list[dict[str, Any]]]:
+        if isinstance(received, Received) and received.rejected:
             yield received.rejected
 
-    return [customers, customers_rejected, customer_versions(customers)]
+    count_nested_tables_under_their_root()
+    # dlt 1.31 gives the nested tables made from `nested_hints` the columns of a root Arrow
+    # table: the fast path's root rows use a variant without them (the normalizer still has them)
+    customers.apply_hints(table_name=ROOT_TABLE, nested_hints={}, create_table_variant=True)
+    for table in TABLES[1:]:
+        _declare_child_table(customers, table)
+    return [customers, customers_rejected, customer_versions(changed_customers)]
+
+
+def _declare_child_table(customers: DltResource, table: Table) -> None:
+    """Let `customers` take Arrow rows of a child table. dlt's normalizer makes child tables from
+    nested lists itself; Arrow tables skip it, so each child table is declared as nested in
+    `customers`, with dlt's join columns: that is what lets merge replace a changed customer's old
+    child rows. A table variant starts as a copy of the root's hints: keys and columns go first."""
+    customers.apply_hints(
+        table_name=table.name,
+        parent_table_name=parent_table(table).name,
+        columns={},
+        primary_key=[],
+        nested_hints={},
+        create_table_variant=True,
+    )
+    customers.apply_hints(
+        table_name=table.name, columns=child_column_hints(table), create_table_variant=True
+    )
 
 
 @dataclass
-class Received:
-    """A batch of what the API returned: customers to load and records to quarantine."""
+class Newest:
+    """The cursor candidate: the newest `updated_at` among the customers loaded."""
 
-    customers: list[Customer] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)
+    moment: datetime | None
 
-    def __len__(self) -> int:
-        return len(self.customers) + len(self.rejected)
+    def add(self, other: datetime | None) -> None:
+        self.moment = newest(self.moment, other)
+
+
+def _reference_batches(
+    body: IO[bytes], zone: ZoneInfo, strict: bool, seen: Newest, privacy: Privacy
+) -> Iterator[Received]:
+    """The reference path: each record checked in Python, customers left to dlt's normalizer."""
+    batch = Received()
+    rejected = 0
+    first_reason = ""
+    for raw, meta in stream_envelopes(body):
+        data = privacy.apply(raw)
+        try:
+            customer = to_customer(data, meta, zone)
+            reason = problem(customer)
+        except InvalidRecord as invalid:
+            reason = str(invalid)
+        if reason is None:
+            seen.add(customer["updated_at"])
+            batch.customers.append(customer)
+        else:
+            rejected += 1
+            first_reason = first_reason or reason
+            batch.rejected.append(rejection(data, meta, reason))
+        if len(batch) >= BATCH_SIZE:
+            yield batch
+            batch = Received()
+    if strict and rejected:
+        raise QuarantineError(
+            f"{rejected} record(s) could not be loaded (first: {first_reason});"
+            " --strict makes that a failure, so nothing was loaded"
+        )
+    if len(batch):
+        yield batch
+
+
+def _open_fast_body(
+    scratch: ExitStack, body: IO[bytes], zone: str, folder: str | None, notes: list[str] | None
+) -> FastBody | None:
+    """The body, read and checked by DuckDB; None when the reference path must take it."""
+    try:
+        return scratch.enter_context(fast_body(body, zone, folder))
+    except Unusual as why:
+        log.info("the response goes through dlt's normalizer: %s", why)
+        if notes is not None and str(why) != "the response is empty":
+            notes.append(f"the response was loaded through dlt's normalizer (slower): {why}")
+        body.seek(0)
+        return None
 
 
 def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """`customer_versions`: every version of a customer the API ever delivered, one row each.
 
 The `customers` table keeps only the newest version; this keeps them all, so analysts can chart a
-customer's points and consents over time. It is a dlt transformer fed by the `customers` resource,
-so each version is loaded in the same load (and transaction) as the customer itself, and it merges
-on (customer id, updated_at): the lookback's re-deliveries replace a version, never double it.
+customer's points and consents over time. It is a dlt transformer fed by the same batches as the
+`customers` resource, so each version is loaded in the same load as the customer itself, and it
+merges on (customer id, updated_at): the lookback's re-deliveries replace a version, never double
+it. The fast path computes the rows in DuckDB (`FastBody.versions`); the reference path here.
 """
 
 from __future__ import annotations
@@ -14,25 +15,30 @@ from typing import Any
 import dlt
 from dlt.extract import DltResource
 
+from pipelines.trigg.batches import FastBatch, Received
 from pipelines.trigg.records import Customer
 from pipelines.trigg.schema import PRIMARY_KEY, UPDATED_AT, VERSIONS, VERSIONS_KEY, relation_hints
 
 Version = dict[str, Any]
 
 
-def customer_versions(customers: DltResource) -> DltResource:
-    """The `customer_versions` resource, fed by each batch the `customers` resource yields."""
+def customer_versions(changed_customers: DltResource) -> DltResource:
+    """The `customer_versions` resource, fed by each batch the source's base resource yields."""
 
     @dlt.transformer(
-        data_from=customers,
+        data_from=changed_customers,
         name=VERSIONS.name,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=VERSIONS_KEY,
         columns=relation_hints(VERSIONS),
     )
-    def versions(batch: list[Customer]) -> Iterator[list[Version]]:
+    def versions(received: Received | FastBatch) -> Iterator[Any]:
+        if isinstance(received, FastBatch):
+            if received.table == VERSIONS.name:
+                yield received.batch
+            return
         # a version without UpdatedAt has no place in time; the customer itself is still loaded
-        rows = [to_version(customer) for customer in batch if customer.get(UPDATED_AT)]
+        rows = [to_version(c) for c in received.customers if c.get(UPDATED_AT)]
         if rows:
             yield rows
 

@@ -7,11 +7,12 @@ and a single `{data: {...}, metaData: {...}}`. Anything else is an error, never 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
+
+import ijson
 
 from pipelines.trigg.errors import ResponseShapeError
 from pipelines.trigg.timestamps import parse_api_timestamp
@@ -19,39 +20,85 @@ from pipelines.trigg.timestamps import parse_api_timestamp
 Customer = dict[str, Any]
 
 
+Shape = Literal["array", "object", "single"]
+"""Where the customers are: the body is their array, the body's `data` is, or it is one."""
+_ITEMS_PREFIX: dict[Shape, str] = {"array": "item", "object": "data.item", "single": ""}
+_JSON_TYPES = {"string": "string", "number": "number", "boolean": "boolean", "null": "null"}
+
+
 def iter_envelopes(body: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """Yield `(data, metaData)` for every customer in a response body of any accepted shape."""
+    """Yield `(data, metaData)` for every customer in a parsed body of any accepted shape."""
     if isinstance(body, list):
-        items = body
+        items: Iterable[Any] = body
     elif isinstance(body, dict) and isinstance(body.get("data"), list):
         items = body["data"]
     elif isinstance(body, dict) and isinstance(body.get("data"), dict):
         items = [body]
     else:
-        raise ResponseShapeError(
-            "the API answered with a body that is not a customers feed"
-            f" ({_describe(body)}); nothing was loaded"
-        )
+        raise _not_a_feed(_describe(body))
     for position, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ResponseShapeError(
-                f"item {position} of the API's response is {_describe(item)}, not a customer;"
-                " nothing was loaded"
-            )
-        if isinstance(item.get("data"), dict):
-            yield item["data"], item.get("metaData") or {}
-        else:
-            yield item, item.get("metaData") or {}
+        yield envelope(position, item)
 
 
-def read_body(body: IO[bytes]) -> Any:
-    """Decode the response body; a body that is not JSON is an error, never an empty feed."""
+def stream_envelopes(body: IO[bytes]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Like `iter_envelopes`, reading the body file incrementally: a body of gigabytes costs one
+    customer's worth of memory. A body that is not JSON (or is cut short) fails when it is met,
+    and the run with it: nothing is loaded."""
     try:
-        return json.load(body)
-    except ValueError:
+        shape = sniff_shape(body)
+        body.seek(0)
+        items = ijson.items(body, _ITEMS_PREFIX[shape], use_float=True)
+        for position, item in enumerate(items):
+            if shape == "single":
+                yield from iter_envelopes(item)
+            else:
+                yield envelope(position, item)
+    except ijson.JSONError:
+        raise _not_json() from None
+
+
+def sniff_shape(body: IO[bytes]) -> Shape:
+    """The body's shape, from its first tokens (and the top-level keys before `data`)."""
+    events = ijson.parse(body)
+    _, first, value = next(events, ("", "end", None))
+    if first == "start_array":
+        return "array"
+    if first != "start_map":
+        raise _not_a_feed(f"a JSON {_JSON_TYPES.get(first, 'value')}")
+    keys: list[str] = []
+    for prefix, event, value in events:
+        if prefix == "" and event == "map_key":
+            keys.append(value)
+        elif prefix == "data" and keys[-1:] == ["data"] and event in ("start_array", "start_map"):
+            return "object" if event == "start_array" else "single"
+        elif prefix == "data" and keys[-1:] == ["data"] and event in _JSON_TYPES:
+            break
+    names = ", ".join(sorted(keys)[:5]) or "no keys"
+    raise _not_a_feed(f"an object with {names}")
+
+
+def envelope(position: int, item: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`(data, metaData)` of one item of the customers array: an envelope or a bare customer."""
+    if not isinstance(item, dict):
         raise ResponseShapeError(
-            "the API answered 200 with a body that is not JSON; nothing was loaded"
-        ) from None
+            f"item {position} of the API's response is {_describe(item)}, not a customer;"
+            " nothing was loaded"
+        )
+    if isinstance(item.get("data"), dict):
+        return item["data"], item.get("metaData") or {}
+    return item, item.get("metaData") or {}
+
+
+def _not_a_feed(what: str) -> ResponseShapeError:
+    return ResponseShapeError(
+        f"the API answered with a body that is not a customers feed ({what}); nothing was loaded"
+    )
+
+
+def _not_json() -> ResponseShapeError:
+    return ResponseShapeError(
+        "the API answered 200 with a body that is not JSON (or not all of it); nothing was loaded"
+    )
 
 
 class InvalidRecord(ValueError):

@@ -202,12 +202,44 @@ def _column_hints(table: Table | Relation) -> dict[str, TColumnSchema]:
     }
 
 
+ROW_KEY: Final = "_dlt_id"
+LOAD_ID: Final = "_dlt_load_id"
+PARENT_KEY: Final = "_dlt_parent_id"
+ROOT_KEY: Final = "_dlt_root_id"
+LIST_INDEX: Final = "_dlt_list_idx"
+DLT_ROOT_COLUMNS: Final[dict[str, TColumnSchema]] = {
+    LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False},
+    ROW_KEY: {
+        "name": ROW_KEY,
+        "data_type": "text",
+        "nullable": False,
+        "unique": True,
+        "row_key": True,
+    },
+}
+DLT_NESTED_COLUMNS: Final[dict[str, TColumnSchema]] = {
+    ROOT_KEY: {"name": ROOT_KEY, "data_type": "text", "nullable": False, "root_key": True},
+    PARENT_KEY: {"name": PARENT_KEY, "data_type": "text", "nullable": False, "parent_key": True},
+    LIST_INDEX: {"name": LIST_INDEX, "data_type": "bigint", "nullable": False},
+    ROW_KEY: {
+        "name": ROW_KEY,
+        "data_type": "text",
+        "nullable": False,
+        "unique": True,
+        "row_key": True,
+    },
+}
+"""dlt's join columns, with the hints its normalizer gives them. Declared, not left to the
+normalizer, because Arrow tables skip it: merge finds a changed customer's old child rows through
+`row_key` (`customers._dlt_id`) and `root_key` (`_dlt_root_id`)."""
+
+
 def root_column_hints() -> dict[str, TColumnSchema]:
     """Hints for `customers`; the newest `updated_at` wins when one load holds an id twice."""
     hints = _column_hints(TABLES[0])
     hints[PRIMARY_KEY] = {**hints[PRIMARY_KEY], "nullable": False}
     hints[UPDATED_AT] = {**hints[UPDATED_AT], "dedup_sort": "desc"}
-    return hints
+    return {**hints, **DLT_ROOT_COLUMNS}
 
 
 def quarantine_column_hints() -> dict[str, TColumnSchema]:
@@ -229,26 +261,34 @@ def parent_table(table: Table) -> Table:
 def nested_hints() -> dict[tuple[str, ...], dict[str, Any]]:
     """Pinned columns of every child table, keyed by its path under `customers`."""
     return {
-        table.path: {"columns": _column_hints(table), "parent_table_name": parent_table(table).name}
+        table.path: {
+            "columns": child_column_hints(table),
+            "parent_table_name": parent_table(table).name,
+        }
         for table in TABLES[1:]
     }
 
 
+def child_column_hints(table: Table) -> dict[str, TColumnSchema]:
+    """Hints for a child table: its pinned columns and dlt's join columns."""
+    return {**_column_hints(table), **DLT_NESTED_COLUMNS}
+
+
 # -- Columns dlt adds to the tables it loads -------------------------------------------------------
 
-LOAD_ID = Column("_dlt_load_id", "text", "dlt's id of the load that wrote this row (_dlt_loads).")
-ROW_ID = Column("_dlt_id", "text", "dlt's unique id of this row.")
+LOAD_ID_COLUMN = Column(LOAD_ID, "text", "dlt's id of the load that wrote this row (_dlt_loads).")
+ROW_ID_COLUMN = Column(ROW_KEY, "text", "dlt's unique id of this row.")
 CHILD_COLUMNS: Final[tuple[Column, ...]] = (
     Column("_dlt_root_id", "text", "The customer's row: customers._dlt_id."),
     Column("_dlt_parent_id", "text", "The parent row: the _dlt_id of the table one level up."),
     Column("_dlt_list_idx", "bigint", "Position in the API's list, from 0."),
-    ROW_ID,
+    ROW_ID_COLUMN,
 )
 
 
 def stored_columns(table: Table) -> tuple[Column, ...]:
     """Every column of a customers table in the warehouse: the pinned ones, then dlt's."""
-    return table.columns + ((LOAD_ID, ROW_ID) if table.path == () else CHILD_COLUMNS)
+    return table.columns + ((LOAD_ID_COLUMN, ROW_ID_COLUMN) if table.path == () else CHILD_COLUMNS)
 
 
 # -- History: loaded by dlt next to the customers ------------------------------------------------
@@ -261,14 +301,20 @@ def _customer_column(name: str) -> Column:
     return Column(name.split("__", 1)[-1], column.data_type, column.description)
 
 
-POINTS: Final = tuple(
-    _customer_column(f"loyalty__{name}")
+POINT_COLUMNS: Final = tuple(
+    f"loyalty__{name}"
     for name in ("points", "points_active", "points_pending", "points_expired", "points_total")
 )
-CONSENTS: Final = tuple(
-    _customer_column(f"consents__{name}")
-    for name in ("accepts_terms", "accepts_email", "accepts_sms")
+CONSENT_COLUMNS: Final = tuple(
+    f"consents__{name}" for name in ("accepts_terms", "accepts_email", "accepts_sms")
 )
+POINTS: Final = tuple(_customer_column(name) for name in POINT_COLUMNS)
+CONSENTS: Final = tuple(_customer_column(name) for name in CONSENT_COLUMNS)
+VERSION_SOURCES: Final = {
+    column.name: source
+    for column, source in zip((*POINTS, *CONSENTS), (*POINT_COLUMNS, *CONSENT_COLUMNS), strict=True)
+}
+"""`customer_versions` columns taken from a `customers` column: short name -> customers name."""
 
 VERSIONS_KEY: Final = ("customer_id", UPDATED_AT)
 VERSIONS: Final = Relation(
@@ -281,8 +327,8 @@ VERSIONS: Final = Relation(
         *POINTS,
         *CONSENTS,
         Column("promotions", "bigint", "Number of promotions the customer had."),
-        LOAD_ID,
-        ROW_ID,
+        LOAD_ID_COLUMN,
+        ROW_ID_COLUMN,
     ),
 )
 
@@ -308,8 +354,8 @@ RUN_HISTORY: Final = Relation(
         ),
         Column("load_ids", "json", "The dlt loads of this run (_dlt_loads.load_id), as JSON."),
         _text("pii", "How members' personal data was handled: keep, pseudonymize or drop."),
-        LOAD_ID,
-        ROW_ID,
+        LOAD_ID_COLUMN,
+        ROW_ID_COLUMN,
     ),
 )
 
@@ -322,8 +368,8 @@ QUARANTINE: Final = Relation(
         Column("record", "json", "The record as the API sent it: {data, metaData}."),
         _text("load_id", "The dlt load id of the run that received it."),
         Column("rejected_at", "timestamp", "When the run received it."),
-        LOAD_ID,
-        ROW_ID,
+        LOAD_ID_COLUMN,
+        ROW_ID_COLUMN,
     ),
 )
 
@@ -363,8 +409,8 @@ DLT_TABLES: Final[tuple[Relation, ...]] = (
             _text("state", "The state, compressed and base64-encoded."),
             Column("created_at", "timestamp", "When the state was saved."),
             _text("version_hash", "Hash of the state's content."),
-            LOAD_ID,
-            ROW_ID,
+            LOAD_ID_COLUMN,
+            ROW_ID_COLUMN,
         ),
     ),
 )

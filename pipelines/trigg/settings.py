@@ -71,6 +71,8 @@ class TriggSettings(BaseConfiguration):
     """keep, pseudonymize or drop: what happens to members' personal data (see privacy.py)."""
     pii_key: TSecretStrValue | None = None
     """The secret HMAC key of pii = pseudonymize; the same key keeps pseudonyms joinable."""
+    fast_path: bool = True
+    """Flatten responses with DuckDB into Arrow tables; false: always through dlt's normalizer."""
 
     def source_arguments(self) -> dict[str, object]:
         """The arguments of `trigg_source()` these settings stand for."""
@@ -90,6 +92,7 @@ SOURCE_ARGUMENTS: Final = (
     "allow_insecure_http",
     "pii",
     "pii_key",
+    "fast_path",
 )
 
 

@@ -7,6 +7,7 @@ are naive in that same zone. Everything the pipeline stores is timezone-aware.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -84,3 +85,86 @@ def parse_since(text: str, zone: ZoneInfo) -> str:
     if moment.tzinfo is None:
         return moment.strftime(SINCE_FORMAT)
     return format_since(moment, zone)
+
+
+SQL_TIMESTAMP_PATTERN: Final = (
+    r"\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?"
+)
+"""The timestamp texts the fast path converts in SQL: ISO 8601 with seconds, at most
+microseconds, naive or with `Z` or `+hh:mm`. Other texts that `parse_api_timestamp` reads go the
+reference way."""
+SQL_DATE_PATTERN: Final = r"\d{4}-\d{2}-\d{2}(T00:00:00)?"
+"""The date texts the fast path reads itself (dlt keeps the date part of such a text)."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A span of wall-clock time that happens twice (autumn): `localize` (fold=0) takes the
+    earlier instant, `earlier_by` before the later one that other readers (ICU) take."""
+
+    start: datetime
+    end: datetime
+    earlier_by: timedelta
+
+
+def folds(first: date, last: date, zone: ZoneInfo) -> list[Fold]:
+    """The repeated wall-clock spans of `zone` between two dates, to the minute."""
+    found: list[Fold] = []
+    day = max(date.min + timedelta(days=1), first - timedelta(days=1))
+    end = min(date.max - timedelta(days=2), last + timedelta(days=1))
+    while day <= end:
+        if _offset(_midnight(day), zone) != _offset(_midnight(day + timedelta(days=1)), zone):
+            found.extend(_folds_near(_midnight(day - timedelta(days=1)), zone))
+        day += timedelta(days=1)
+    unique = {(fold.start, fold.end): fold for fold in found}
+    return sorted(unique.values(), key=lambda fold: fold.start)
+
+
+def offset_probes(first: date, last: date, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """(wall time, instant by `localize`) at every midnight and around every change of offset
+    between two dates: a converter that agrees on all of them outside `folds` agrees everywhere."""
+    probes: list[datetime] = []
+    day = max(date.min + timedelta(days=1), first - timedelta(days=1))
+    end = min(date.max - timedelta(days=2), last + timedelta(days=1))
+    while day <= end:
+        probes.append(_midnight(day))
+        if _offset(_midnight(day), zone) != _offset(_midnight(day + timedelta(days=1)), zone):
+            probes.extend(_midnight(day) + timedelta(minutes=15 * step) for step in range(1, 96))
+        day += timedelta(days=1)
+    return [(wall, localize(wall, zone)) for wall in probes]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+def _offset(wall: datetime, zone: ZoneInfo, fold: int = 0) -> timedelta | None:
+    return wall.replace(tzinfo=zone, fold=fold).utcoffset()
+
+
+def _folds_near(start: datetime, zone: ZoneInfo) -> list[Fold]:
+    """Repeated spans in the three days from `start`: hours first, then their minutes."""
+    spans: list[Fold] = []
+    current: datetime | None = None
+    earlier_by = timedelta(0)
+    for hour in range(72):
+        base = start + timedelta(hours=hour)
+        for minute in range(60):
+            wall = base + timedelta(minutes=minute)
+            first, second = _offset(wall, zone, 0), _offset(wall, zone, 1)
+            repeated = first is not None and second is not None and first > second
+            if repeated and current is None:
+                current, earlier_by = wall, first - second  # type: ignore[operator]
+            elif not repeated and current is not None:
+                spans.append(Fold(current, wall, earlier_by))
+                current = None
+            if minute == 0 and not repeated and current is None and not _changes_within(base, zone):
+                break  # nothing happens in this hour: skip its other minutes
+    return spans
+
+
+def _changes_within(hour: datetime, zone: ZoneInfo) -> bool:
+    last = hour + timedelta(minutes=59)
+    return _offset(hour, zone) != _offset(last, zone) or _offset(last, zone, 0) != _offset(
+        last, zone, 1
+    )

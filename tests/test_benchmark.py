@@ -1,0 +1,30 @@
+"""The benchmark script runs end to end at a tiny size (it measures; no timing is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/time").exists(), reason="GNU time is missing: apt-get install -y time"
+)
+def test_the_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--customers", "40", "--out", str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| trigg run (initial load) | 40 |" in result.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    measured = [results["initial"]["trigg"], results["initial"]["ceiling"], results["nothing_new"]]
+    assert all(m["wall_s"] and m["peak_rss_mb"] for m in measured)
