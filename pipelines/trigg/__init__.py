@@ -10,7 +10,6 @@ Configuration lives under `sources.trigg.*` (see `settings.py`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from dlt.extract import DltResource
 from pipelines.trigg.batches import FastBatch, Received
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
+from pipelines.trigg.events import event
 from pipelines.trigg.fast_path import FastBody, Unusual, fast_body
 from pipelines.trigg.history import customer_versions
 from pipelines.trigg.nested_extract import count_nested_tables_under_their_root
@@ -64,7 +64,6 @@ from pipelines.trigg.validation import problem
 
 __all__ = ["plan_since", "read_cursor", "read_pii_mode", "trigg_source"]
 
-log = logging.getLogger("trigg")
 
 CURSOR_KEY = "cursor"
 PII_KEY = "pii"
@@ -244,7 +243,9 @@ def _open_fast_body(
     try:
         return scratch.enter_context(fast_body(body, zone, folder))
     except Unusual as why:
-        log.info("the response goes through dlt's normalizer: %s", why)
+        event(
+            "reference_path", f"the response goes through dlt's normalizer: {why}", reason=str(why)
+        )
         if notes is not None and str(why) != "the response is empty":
             notes.append(f"the response was loaded through dlt's normalizer (slower): {why}")
         body.seek(0)

@@ -16,7 +16,6 @@ state, schema, merge and loading, so the destination can be any dlt destination.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +28,7 @@ from typing import IO
 import duckdb
 import pyarrow as pa
 
+from pipelines.trigg.events import event
 from pipelines.trigg.fast_plan import (
     Plan,
     TablePlan,
@@ -48,8 +48,6 @@ from pipelines.trigg.schema import (
 )
 from pipelines.trigg.timestamps import folds, offset_probes
 
-log = logging.getLogger("trigg")
-
 MEMORY_LIMIT = "128MB"
 """DuckDB's buffer pool for the scratch database; it spills to the scratch folder beyond that
 (reading the body needs about that much; less fails with out-of-memory errors)."""
@@ -63,6 +61,11 @@ DETECT = (
 )
 """Look at every record (`sample_size = -1`): a key only one customer has must not be missed;
 objects always as STRUCTs (their keys are the point); fewer date formats to try."""
+
+
+def _progress(step: str, started: float) -> None:
+    seconds = round(time.monotonic() - started, 3)
+    event("fast_path", f"fast path: {step} after {seconds:.1f} s", step=step, seconds=seconds)
 
 
 class FastBody:
@@ -215,14 +218,14 @@ def fast_body(body: IO[bytes], zone: str, scratch_dir: str | None = None) -> Ite
             connection.execute("PRAGMA disable_checkpoint_on_shutdown")  # scratch: saves 2 s/100k
             started = time.monotonic()
             plan = _plan(connection, path)
-            log.info("fast path: structure detected in %.1f s", time.monotonic() - started)
+            _progress("structure detected", started)
             _read(connection, path, plan)
-            log.info("fast path: body read in %.1f s", time.monotonic() - started)
+            _progress("body read", started)
             fast = FastBody(connection, plan, zone)
             fast.prepare()
-            log.info("fast path: values checked in %.1f s", time.monotonic() - started)
+            _progress("values checked", started)
             yield fast
-            log.info("fast path: tables flattened in %.1f s", time.monotonic() - started)
+            _progress("tables flattened", started)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
