@@ -301,6 +301,12 @@ def _customer_column(name: str) -> Column:
     return Column(name.split("__", 1)[-1], column.data_type, column.description)
 
 
+def _promotion_columns(*names: str) -> tuple[Column, ...]:
+    """Columns of `customers__promotions` shown as they are in a view: one description each."""
+    promotions = next(table for table in TABLES if table.path == ("promotions",))
+    return tuple(next(c for c in promotions.columns if c.name == name) for name in names)
+
+
 POINT_COLUMNS: Final = tuple(
     f"loyalty__{name}"
     for name in ("points", "points_active", "points_pending", "points_expired", "points_total")
@@ -430,19 +436,19 @@ VIEWS: Final[tuple[Relation, ...]] = (
             _CUSTOMER_ID,
             _text("promotion_id", "Generated unique promotion id."),
             _text("name", "Name of the promotion."),
-            _text("type", "Type of promotion."),
-            _text("description", "Description of the promotion."),
-            Column("available", "bool", "Whether the promotion is available."),
+            *_promotion_columns("type", "description", "available"),
             Column(
                 "is_active",
                 "bool",
                 "Available, and now is within valid_from and valid_to: the promotion can be used.",
             ),
-            Column("valid_from", "timestamp", "Start of validity."),
-            Column("valid_to", "timestamp", "End of validity."),
-            Column("unlimited_redemption", "bool", "Whether it can be redeemed unlimited times."),
-            Column("redemption_limit", "bigint", "How many times it can be redeemed."),
-            Column("redemption_count", "bigint", "How many times it has been redeemed so far."),
+            *_promotion_columns(
+                "valid_from",
+                "valid_to",
+                "unlimited_redemption",
+                "redemption_limit",
+                "redemption_count",
+            ),
             Column(
                 "redemptions_left",
                 "bigint",
