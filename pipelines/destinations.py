@@ -43,6 +43,11 @@ class Warehouse:
     def is_duckdb_file(self) -> bool:
         return self.kind == "duckdb"
 
+    @property
+    def loads_parquet_files(self) -> bool:
+        """Whether it loads parquet files itself, so the fast path hands over files, not Arrow."""
+        return self.kind in ("duckdb", "motherduck")
+
     def __str__(self) -> str:
         return self.location if self.is_duckdb_file else f"{self.kind}:{self.location}"
 

@@ -181,6 +181,7 @@ def _load(
         source = trigg_source(
             **settings.source_arguments(),
             scratch_dir=_fresh_scratch_dir(warehouse),
+            fast_path_files=warehouse.loads_parquet_files,
             since=request_since,
             strict=strict,
             notes=notes,
@@ -291,9 +292,16 @@ def _chain(failure: BaseException) -> Iterator[BaseException]:
 
 
 def _rows_written(pipeline: dlt.Pipeline) -> dict[str, int]:
+    """Rows per table of the last load, as normalized; files dlt imports without reading them
+    (the fast path's parquet files) are counted as extracted."""
     trace = pipeline.last_trace
-    normalize_info = trace.last_normalize_info if trace else None
-    counts = normalize_info.row_counts if normalize_info else {}
+    counts = (
+        dict(trace.last_normalize_info.row_counts) if trace and trace.last_normalize_info else {}
+    )
+    extract_info = trace.last_extract_info if trace else None
+    for metrics in extract_info.metrics.values() if extract_info else []:
+        for table, table_metrics in metrics[0]["table_metrics"].items():
+            counts[table] = max(counts.get(table, 0), table_metrics.items_count)
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
 
 

@@ -1,4 +1,4 @@
-"""The fast path (DuckDB -> Arrow -> dlt) loads exactly what dlt's own normalizer loads.
+"""The fast path (DuckDB -> parquet or Arrow -> dlt) loads exactly what dlt's normalizer loads.
 
 Each test loads the same responses twice, once with the fast path and once through dlt's row
 normalizer (the reference path), and compares the warehouses in the oracle's canonical form.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -15,6 +16,7 @@ import pytest
 
 from pipelines.runner import run_once
 from pipelines.simulator import Fault, TriggSimulator
+from pipelines.trigg import fast_path
 from pipelines.trigg.settings import TriggSettings
 from tests.oracle import expected_tables, row_counts, warehouse_tables
 
@@ -149,6 +151,37 @@ def test_a_customer_sent_twice_keeps_the_newest_and_on_a_tie_the_later_copy(
             row for row in fast["customers__promotions"] if row[0] == second["data"]["id"]
         ]
         assert len(promotions) == 1  # the earlier copy's child rows are not there either
+
+
+def test_the_body_is_cut_in_two_halves_that_hold_every_record_in_order(tmp_path: Any) -> None:
+    with TriggSimulator(customers=9, seed=6) as simulator:
+        envelopes = _envelopes(simulator, 9)
+    whole = tmp_path / "body.json"
+    whole.write_text(json.dumps(envelopes))
+    with open(whole, "rb") as body:
+        first, second = fast_path._halves(body, str(tmp_path))
+    halves = [json.loads(Path(half).read_bytes()) for half in (first, second)]
+    assert all(halves)
+    assert halves[0] + halves[1] == envelopes
+
+
+def test_a_cut_where_a_record_only_seems_to_begin_falls_back_to_the_whole_body(
+    tmp_path: Any,
+) -> None:
+    """A nested object with a `data` key looks like a record boundary: the halves cut there do
+    not parse, so DuckDB reads the body whole, and the load is the same."""
+    with TriggSimulator(customers=4, seed=8) as simulator:
+        envelopes = _envelopes(simulator, 4)
+        envelopes[1]["data"]["extendedProperties"] = {"log": [{"data": n} for n in range(4000)]}
+        body = json.dumps(envelopes).encode()
+        spooled = tmp_path / "body.json"
+        spooled.write_bytes(body)
+        with open(spooled, "rb") as whole:
+            halves = fast_path._halves(whole, str(tmp_path))
+        with pytest.raises(duckdb.Error), duckdb.connect() as connection:
+            connection.sql(f"select * from read_json({halves!r}, format = 'array')").fetchall()
+        load_both(simulator, tmp_path, [body])
+        assert_same_warehouses(tmp_path)
 
 
 @pytest.mark.parametrize(

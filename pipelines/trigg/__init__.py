@@ -10,6 +10,7 @@ Configuration lives under `sources.trigg.*` (see `settings.py`).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import dlt
 import pendulum
 from dlt.extract import DltResource
 
-from pipelines.trigg.batches import FastBatch, Received
+from pipelines.trigg.batches import FastBatch, FastFile, Received
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
 from pipelines.trigg.events import event
@@ -87,6 +88,7 @@ def trigg_source(
     pii: str = DEFAULT_PII,
     pii_key: str | None = dlt.secrets.value,
     fast_path: bool = True,
+    fast_path_files: bool = False,
     scratch_dir: str | None = None,
     since: str | None = None,
     strict: bool = False,
@@ -100,9 +102,11 @@ def trigg_source(
     Each customer also becomes a row of `customer_versions` (see `history.py`).
 
     With `fast_path`, DuckDB flattens the body into Arrow tables (`fast_path.py`, scratch files in
-    `scratch_dir`); a body it cannot load exactly as dlt's normalizer would goes to the normalizer
-    (the reference path), and why is appended to `notes`. Personal data is handled by the
-    reference path only, so with `pii` other than keep every response takes it.
+    `scratch_dir`), or with `fast_path_files` into parquet files dlt imports as they are (for
+    destinations that load parquet themselves, such as DuckDB); a body it cannot load exactly as
+    dlt's normalizer would goes to the normalizer (the reference path), and why is appended to
+    `notes`. Personal data is handled by the reference path only, so with `pii` other than keep
+    every response takes it.
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
@@ -116,9 +120,9 @@ def trigg_source(
     )
 
     @dlt.resource(name="changed_customers", selected=False)
-    def changed_customers() -> Iterator[Received | FastBatch]:
-        """Every record the API returned: as Arrow tables from the fast path, or sorted into
-        loadable customers and rejections by the reference path."""
+    def changed_customers() -> Iterator[Received | FastBatch | FastFile]:
+        """Every record the API returned: as Arrow tables or parquet files from the fast path,
+        or sorted into loadable customers and rejections by the reference path."""
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
@@ -129,11 +133,7 @@ def trigg_source(
             )
             if fast is not None:
                 seen.add(fast.newest_updated_at())
-                load_id = dlt.current.load_package_state()["load_id"]
-                for table, arrow_batch in fast.batches(load_id):
-                    yield FastBatch(table, arrow_batch)
-                for arrow_batch in fast.versions(load_id):
-                    yield FastBatch(VERSIONS.name, arrow_batch)
+                yield from _fast_items(fast, fast_path_files, scratch_dir)
             else:
                 yield from _reference_batches(body, zone, strict, seen, privacy)
         if seen.moment is not None and seen.moment != cursor:
@@ -149,8 +149,11 @@ def trigg_source(
         columns=root_column_hints(),
         nested_hints=nested_hints(),
     )
-    def customers(received: Received | FastBatch) -> Iterator[Any]:
-        if isinstance(received, FastBatch):
+    def customers(received: Received | FastBatch | FastFile) -> Iterator[Any]:
+        if isinstance(received, FastFile):
+            if received.table != VERSIONS.name:  # the file is the item, for `_table_of`
+                yield from received.imported(hints=received)
+        elif isinstance(received, FastBatch):
             if received.table != VERSIONS.name:
                 yield dlt.mark.with_table_name(received.batch, received.table)
         elif received.customers:
@@ -162,17 +165,45 @@ def trigg_source(
         write_disposition="append",
         columns=quarantine_column_hints(),
     )
-    def customers_rejected(received: Received | FastBatch) -> Iterator[list[dict[str, Any]]]:
+    def customers_rejected(
+        received: Received | FastBatch | FastFile,
+    ) -> Iterator[list[dict[str, Any]]]:
         if isinstance(received, Received) and received.rejected:
             yield received.rejected
 
     count_nested_tables_under_their_root()
-    # dlt 1.31 gives the nested tables made from `nested_hints` the columns of a root Arrow
-    # table: the fast path's root rows use a variant without them (the normalizer still has them)
-    customers.apply_hints(table_name=ROOT_TABLE, nested_hints={}, create_table_variant=True)
+    if fast_path_files:
+        # an imported file cannot name a table variant: the table comes from the item instead
+        customers.apply_hints(table_name=_table_of)
+    else:
+        # dlt 1.31 gives the nested tables made from `nested_hints` the columns of a root Arrow
+        # table: the fast path's root rows use a variant without them (the normalizer keeps them)
+        customers.apply_hints(table_name=ROOT_TABLE, nested_hints={}, create_table_variant=True)
     for table in TABLES[1:]:
         _declare_child_table(customers, table)
     return [customers, customers_rejected, customer_versions(changed_customers)]
+
+
+def _fast_items(
+    fast: FastBody, files: bool, scratch_dir: str | None
+) -> Iterator[FastBatch | FastFile]:
+    """The fast path's tables, as parquet files or as Arrow batches, `customer_versions` last.
+
+    The files outlive the scratch database: dlt hands them to the transformers after this
+    resource has finished. Each is removed once dlt has linked it into the load package."""
+    load_id = dlt.current.load_package_state()["load_id"]
+    if files:
+        yield from fast.export(load_id, tempfile.mkdtemp(prefix="trigg-files-", dir=scratch_dir))
+        return
+    for table, arrow_batch in fast.batches(load_id):
+        yield FastBatch(table, arrow_batch)
+    for arrow_batch in fast.versions(load_id):
+        yield FastBatch(VERSIONS.name, arrow_batch)
+
+
+def _table_of(item: Any) -> str:
+    """The table an item of `customers` goes to: a fast path file's own, or the root table."""
+    return item.table if isinstance(item, FastFile) else ROOT_TABLE
 
 
 def _declare_child_table(customers: DltResource, table: Table) -> None:

@@ -1,15 +1,21 @@
 """What the base resource hands its transformers: one batch of a response, either sorted by the
-reference path (customers to load, records to quarantine) or one table's Arrow rows from the fast
-path."""
+reference path (customers to load, records to quarantine) or one table's rows from the fast path,
+as Arrow rows or as a parquet file DuckDB wrote."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+import dlt
 
 from pipelines.trigg.records import Customer
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass
@@ -29,3 +35,20 @@ class FastBatch:
 
     table: str
     batch: pa.RecordBatch
+
+
+@dataclass
+class FastFile:
+    """All rows of one table, flattened by the fast path into a parquet file dlt imports as is."""
+
+    table: str
+    path: str
+    rows: int
+
+    def imported(self, hints: Any = None) -> Iterator[Any]:
+        """The file as dlt imports it: linked into the load package (never read by dlt), then
+        removed here, with its folder after the last file. `hints` as `with_file_import`'s."""
+        yield dlt.mark.with_file_import(self.path, "parquet", self.rows, hints=hints)
+        os.remove(self.path)
+        with suppress(OSError):
+            os.rmdir(os.path.dirname(self.path))

@@ -9,25 +9,33 @@ state, schema, merge and loading, so the destination can be any dlt destination.
    normalizer would raises `Unusual` and the caller takes the reference path instead.
 2. DuckDB reads the body into the scratch database with that explicit structure, then checks in
    one pass every value that could be quarantined or coerced differently (`Unusual` again).
+   DuckDB reads one JSON array with one thread, so the body is first cut in two at a record
+   boundary (found by pattern, proven by both halves parsing) and the halves read side by side.
 3. A customer sent twice keeps its newest `updated_at` (the later one on a tie); every table is
    selected with dlt's join columns (`_dlt_id`, `_dlt_parent_id`, `_dlt_root_id`, `_dlt_list_idx`)
-   and streamed as Arrow record batches. Nothing is yielded before all checks passed.
+   and either written by DuckDB as a parquet file per table (for destinations that load parquet
+   themselves, such as DuckDB) or streamed as Arrow record batches (for the others). Nothing is
+   handed over before all checks passed.
+
+The scratch database keeps small row groups, so that DuckDB's two threads share every step after
+the read (DuckDB scans a table in parallel by row group).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
+from pipelines.trigg.batches import FastFile
 from pipelines.trigg.events import event
 from pipelines.trigg.fast_plan import (
     Plan,
@@ -45,13 +53,21 @@ from pipelines.trigg.schema import (
     ROW_KEY,
     UPDATED_AT,
     VERSION_SOURCES,
+    VERSIONS,
 )
 from pipelines.trigg.timestamps import folds, offset_probes
 
-MEMORY_LIMIT = "128MB"
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MEMORY_LIMIT = "256MB"
 """DuckDB's buffer pool for the scratch database; it spills to the scratch folder beyond that
 (reading the body needs about that much; less fails with out-of-memory errors)."""
 THREADS = 2
+ROW_GROUP_ROWS = 16_384
+"""Rows per row group, in the scratch database and in the parquet files: small enough that both
+threads work on every table (DuckDB's default, 122,880, is one row group for 100,000 customers)
+and that writing parquet stays within `MEMORY_LIMIT`."""
 BATCH_ROWS = 32_000
 """Rows per Arrow record batch handed to dlt: fewer batches cost dlt less time, bigger ones
 more memory (64,000 rows: 60 MB more peak RSS than 16,000)."""
@@ -61,6 +77,12 @@ DETECT = (
 )
 """Look at every record (`sample_size = -1`): a key only one customer has must not be missed;
 objects always as STRUCTs (their keys are the point); fewer date formats to try."""
+RECORD_START = re.compile(rb'\}\s*,\s*(\{\s*"(?:data|metaData)"\s*:)')
+"""Where one record ends and the next begins, as it looks in the body's text (the match may also
+be inside a string or deeper in a record: then a half does not parse, and the whole body is read
+as one)."""
+SEARCH_BYTES = 1 << 20
+"""How far past the middle of the body a record boundary is looked for."""
 
 
 def _progress(step: str, started: float) -> None:
@@ -146,6 +168,34 @@ class FastBody:
 
     def versions(self, load_id: str) -> Iterator[pa.RecordBatch]:
         """`customer_versions` rows (see `history.py`) of the customers in this body."""
+        for batch in self.connection.execute(self._versions_sql(load_id)).to_arrow_reader(
+            BATCH_ROWS
+        ):
+            if batch.num_rows:
+                yield batch
+
+    def export(self, load_id: str, folder: str) -> Iterator[FastFile]:
+        """Every table's rows (`customers` first, `customer_versions` last) as a parquet file
+        DuckDB writes in `folder`; a table without rows has no file."""
+        selects = [
+            (table.table.name, self.plan.select_sql(table, self.convert, load_id, self.body))
+            for table in self.plan.tables
+            if not table.only_empty
+        ]
+        selects.append((VERSIONS.name, self._versions_sql(load_id)))
+        for name, sql in selects:
+            path = os.path.join(folder, f"{name}.parquet")
+            row = self.connection.execute(
+                f"COPY ({sql}) TO {literal(path)}"
+                f" (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+            ).fetchone()
+            rows = row[0] if row else 0
+            if rows:
+                yield FastFile(name, path, rows)
+            else:
+                os.remove(path)
+
+    def _versions_sql(self, load_id: str) -> str:
         root = self.plan.root
         present = {leaf.column.name for leaf in root.leaves}
 
@@ -175,14 +225,11 @@ class FastBody:
             count = "coalesce(p.n, 0)"
         customers = self.plan.select_sql(root, self.convert, load_id, self.body)
         version_key = f"c.{quote(PRIMARY_KEY)} || '|' || CAST(c.{quote(UPDATED_AT)} AS VARCHAR)"
-        sql = (
+        return (
             f"SELECT {', '.join(columns)}, CAST({count} AS BIGINT) AS promotions,"
             f" {literal(load_id)} AS {LOAD_ID}, md5({version_key}) AS {ROW_KEY}"
             f" FROM ({customers}) c {join} WHERE c.{quote(UPDATED_AT)} IS NOT NULL"
         )
-        for batch in self.connection.execute(sql).to_arrow_reader(BATCH_ROWS):
-            if batch.num_rows:
-                yield batch
 
     def _table_batches(
         self, table: TablePlan, load_id: str
@@ -205,7 +252,6 @@ def fast_body(body: IO[bytes], zone: str, scratch_dir: str | None = None) -> Ite
     folder = tempfile.mkdtemp(prefix="trigg-fast-", dir=scratch_dir)
     try:
         connection = duckdb.connect(
-            os.path.join(folder, "scratch.duckdb"),
             config={
                 "memory_limit": MEMORY_LIMIT,
                 "threads": THREADS,
@@ -214,12 +260,15 @@ def fast_body(body: IO[bytes], zone: str, scratch_dir: str | None = None) -> Ite
             },
         )
         with connection:
+            scratch = literal(os.path.join(folder, "scratch.duckdb"))
+            connection.execute(f"ATTACH {scratch} AS scratch (ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+            connection.execute("USE scratch")
             connection.execute("SET TimeZone = 'UTC'")  # Arrow timestamps in UTC, as dlt's
             connection.execute("PRAGMA disable_checkpoint_on_shutdown")  # scratch: saves 2 s/100k
             started = time.monotonic()
-            plan = _plan(connection, path)
+            plan, parts = _detect(connection, path, _halves(body, folder))
             _progress("structure detected", started)
-            _read(connection, path, plan)
+            _read(connection, parts, plan)
             _progress("body read", started)
             fast = FastBody(connection, plan, zone)
             fast.prepare()
@@ -230,24 +279,64 @@ def fast_body(body: IO[bytes], zone: str, scratch_dir: str | None = None) -> Ite
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _plan(connection: duckdb.DuckDBPyConnection, path: str) -> Plan:
-    try:
-        detected = connection.sql(f"SELECT * FROM read_json({literal(path)}, {DETECT})")
-        envelope = list(zip(detected.columns, detected.types, strict=True))
-    except duckdb.Error as failure:
-        raise Unusual(f"DuckDB could not read it ({_first_line(failure)})") from None
-    return make_plan(envelope)
+def _detect(
+    connection: duckdb.DuckDBPyConnection, path: str, halves: list[str]
+) -> tuple[Plan, list[str]]:
+    """The plan for the structure of every record, and the files to read: the halves if both
+    parse, else the whole body."""
+    for parts in [halves, [path]] if halves else [[path]]:
+        files = "[" + ", ".join(map(literal, parts)) + "]"
+        try:
+            detected = connection.sql(f"SELECT * FROM read_json({files}, {DETECT})")
+            envelope = list(zip(detected.columns, detected.types, strict=True))
+        except duckdb.Error as failure:
+            reason = failure
+            continue
+        return make_plan(envelope), parts
+    raise Unusual(f"DuckDB could not read it ({_first_line(reason)})")
 
 
-def _read(connection: duckdb.DuckDBPyConnection, path: str, plan: Plan) -> None:
+def _halves(body: IO[bytes], folder: str) -> list[str]:
+    """The body as two JSON arrays of its records, cut at the first record boundary past its
+    middle; none when no boundary is found near it."""
+    size = os.fstat(body.fileno()).st_size
+    body.seek(size // 2)
+    found = RECORD_START.search(body.read(SEARCH_BYTES))
+    body.seek(0)
+    if found is None:
+        return []
+    end, start = size // 2 + found.start() + 1, size // 2 + found.start(1)
+    halves = [os.path.join(folder, "first.json"), os.path.join(folder, "second.json")]
+    for half, (first, last, before, after) in zip(
+        halves, [(0, end, b"", b"]"), (start, size, b"[", b"")], strict=True
+    ):
+        with open(half, "wb") as out:
+            out.write(before)
+            out.flush()
+            _copy(body, out, first, last - first)
+            out.write(after)
+    return halves
+
+
+def _copy(source: IO[bytes], target: IO[bytes], offset: int, count: int) -> None:
+    """Copy `count` bytes from `offset` of `source` to the end of `target`, in the kernel."""
+    while count > 0:
+        sent = os.sendfile(target.fileno(), source.fileno(), offset, count)
+        if sent == 0:
+            raise Unusual("the body changed while it was being read")
+        offset, count = offset + sent, count - sent
+
+
+def _read(connection: duckdb.DuckDBPyConnection, parts: list[str], plan: Plan) -> None:
     """Read the body with the plan's explicit types, in the order it was sent (`rowid` is the
     position: on a tie between two copies of a customer the later one wins)."""
+    files = "[" + ", ".join(map(literal, parts)) + "]"
     columns = ", ".join(f"{literal(key)}: {literal(sql)}" for key, sql in plan.read_columns.items())
     connection.execute("SET preserve_insertion_order = true")
     try:
         connection.execute(
             f"""CREATE TABLE body AS SELECT *, {plan.root_id_sql()} AS root_id
-                FROM read_json({literal(path)}, format = 'array', columns = {{{columns}}}) b"""
+                FROM read_json({files}, format = 'array', columns = {{{columns}}}) b"""
         )
     except duckdb.ConversionException as failure:
         raise Unusual(f"a value does not fit its type ({_first_line(failure)})") from None

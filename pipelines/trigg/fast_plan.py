@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from pipelines.trigg.schema import (
     LIST_INDEX,
@@ -33,6 +31,9 @@ from pipelines.trigg.schema import (
 )
 from pipelines.trigg.timestamps import SQL_DATE_PATTERN, SQL_TIMESTAMP_PATTERN, Fold
 from pipelines.trigg.validation import column_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DATA, META = "data", "metaData"
 """The envelope's keys (`records.envelope` reads the same two)."""
@@ -53,15 +54,16 @@ SQL_TYPES = {
 }
 """The DuckDB type each dlt data type is selected as (JSON as its text, as dlt writes it)."""
 ARROW_TYPES = {
-    "text": pa.string(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "json": pa.string(),
+    "text": "string",
+    "bigint": "int64",
+    "double": "float64",
+    "bool": "bool_",
+    "date": "date32",
+    "timestamp": "timestamp",
+    "json": "string",
 }
-"""The Arrow type DuckDB hands over for each (dlt reads JSON columns from text)."""
+"""The Arrow type DuckDB hands over for each (dlt reads JSON columns from text), as the name of
+its `pyarrow` factory: pyarrow is imported only by the Arrow hand-over (about 45 MB)."""
 TEXT_OR_INTEGER = "('VARCHAR', 'BIGINT', 'UBIGINT')"
 
 
@@ -295,6 +297,12 @@ class Plan:
 
     def arrow_schema(self, table: TablePlan) -> pa.Schema:
         """The Arrow schema of `select_sql`'s rows: the pinned types, dlt's nullability."""
+        import pyarrow as pa
+
+        def arrow_type(data_type: str) -> pa.DataType:
+            factory = getattr(pa, ARROW_TYPES[data_type])
+            return factory("us", tz="UTC") if data_type == "timestamp" else factory()
+
         if table.parent is None:
             hints, dlt_columns = root_column_hints(), [LOAD_ID, ROW_KEY]
         else:
@@ -302,7 +310,7 @@ class Plan:
             dlt_columns = [ROOT_KEY, PARENT_KEY, LIST_INDEX, ROW_KEY]
         names = [leaf.column.name for leaf in table.leaves] + dlt_columns
         return pa.schema(
-            pa.field(name, ARROW_TYPES[hints[name]["data_type"]], hints[name].get("nullable", True))
+            pa.field(name, arrow_type(hints[name]["data_type"]), hints[name].get("nullable", True))
             for name in names
         )
 

@@ -4,7 +4,7 @@ The `customers` table keeps only the newest version; this keeps them all, so ana
 customer's points and consents over time. It is a dlt transformer fed by the same batches as the
 `customers` resource, so each version is loaded in the same load as the customer itself, and it
 merges on (customer id, updated_at): the lookback's re-deliveries replace a version, never double
-it. The fast path computes the rows in DuckDB (`FastBody.versions`); the reference path here.
+it. The fast path computes the rows in DuckDB (`FastBody`); the reference path here.
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ from typing import Any
 import dlt
 from dlt.extract import DltResource
 
-from pipelines.trigg.batches import FastBatch, Received
+from pipelines.trigg.batches import FastBatch, FastFile, Received
 from pipelines.trigg.records import Customer
-from pipelines.trigg.schema import PRIMARY_KEY, UPDATED_AT, VERSIONS, VERSIONS_KEY, relation_hints
+from pipelines.trigg.schema import (
+    PRIMARY_KEY,
+    UPDATED_AT,
+    VERSIONS,
+    VERSIONS_KEY,
+    versions_column_hints,
+)
 
 Version = dict[str, Any]
 
@@ -30,9 +36,13 @@ def customer_versions(changed_customers: DltResource) -> DltResource:
         name=VERSIONS.name,
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
         primary_key=VERSIONS_KEY,
-        columns=relation_hints(VERSIONS),
+        columns=versions_column_hints(),
     )
-    def versions(received: Received | FastBatch) -> Iterator[Any]:
+    def versions(received: Received | FastBatch | FastFile) -> Iterator[Any]:
+        if isinstance(received, FastFile):
+            if received.table == VERSIONS.name:
+                yield from received.imported()
+            return
         if isinstance(received, FastBatch):
             if received.table == VERSIONS.name:
                 yield received.batch

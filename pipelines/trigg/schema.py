@@ -252,6 +252,12 @@ def relation_hints(relation: Relation) -> dict[str, TColumnSchema]:
     return _column_hints(relation)
 
 
+def versions_column_hints() -> dict[str, TColumnSchema]:
+    """Hints for `customer_versions`, dlt's columns included: the fast path's files skip the
+    normalizer that would add them."""
+    return {**_column_hints(VERSIONS), **DLT_ROOT_COLUMNS}
+
+
 def parent_table(table: Table) -> Table:
     """The nearest table above `table`: objects in between (`loyalty`) are flattened into it."""
     above = [other for other in TABLES if table.path[: len(other.path)] == other.path]
