@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 MEMORY_LIMIT = "256MB"
 """DuckDB's buffer pool for the scratch database; it spills to the scratch folder beyond that
-(reading the body needs about that much; less fails with out-of-memory errors)."""
+(reading both halves of the body side by side needs about that much: 192 MB fails)."""
 THREADS = 2
 ROW_GROUP_ROWS = 16_384
 """Rows per row group, in the scratch database and in the parquet files: small enough that both
@@ -78,9 +78,9 @@ DETECT = (
 """Look at every record (`sample_size = -1`): a key only one customer has must not be missed;
 objects always as STRUCTs (their keys are the point); fewer date formats to try."""
 RECORD_START = re.compile(rb'\}\s*,\s*(\{\s*"(?:data|metaData)"\s*:)')
-"""Where one record ends and the next begins, as it looks in the body's text (the match may also
-be inside a string or deeper in a record: then a half does not parse, and the whole body is read
-as one)."""
+"""Where one record ends and the next begins, as it looks in the body's text. Never inside a
+string (a quote there is escaped), but maybe deeper in a record, in an object with a `data` key:
+then a half does not parse, and the whole body is read as one."""
 SEARCH_BYTES = 1 << 20
 """How far past the middle of the body a record boundary is looked for."""
 
@@ -91,7 +91,7 @@ def _progress(step: str, started: float) -> None:
 
 
 class FastBody:
-    """A response body DuckDB has read and checked, ready to be streamed as Arrow tables."""
+    """A response body DuckDB has read and checked, ready to be handed to dlt table by table."""
 
     def __init__(self, connection: duckdb.DuckDBPyConnection, plan: Plan, zone: str) -> None:
         self.connection = connection
