@@ -207,10 +207,11 @@ def _table_of(item: Any) -> str:
 
 
 def _declare_child_table(customers: DltResource, table: Table) -> None:
-    """Let `customers` take Arrow rows of a child table. dlt's normalizer makes child tables from
-    nested lists itself; Arrow tables skip it, so each child table is declared as nested in
-    `customers`, with dlt's join columns: that is what lets merge replace a changed customer's old
-    child rows. A table variant starts as a copy of the root's hints: keys and columns go first."""
+    """Let `customers` take the fast path's rows of a child table. dlt's normalizer makes child
+    tables from nested lists itself; Arrow tables and parquet files skip it, so each child table
+    is declared as nested in `customers`, with dlt's join columns: that is what lets merge replace
+    a changed customer's old child rows. A table variant starts as a copy of the root's hints:
+    keys and columns go first."""
     customers.apply_hints(
         table_name=table.name,
         parent_table_name=parent_table(table).name,
