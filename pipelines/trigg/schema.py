@@ -207,27 +207,22 @@ LOAD_ID: Final = "_dlt_load_id"
 PARENT_KEY: Final = "_dlt_parent_id"
 ROOT_KEY: Final = "_dlt_root_id"
 LIST_INDEX: Final = "_dlt_list_idx"
+_ROW_KEY_COLUMN: Final[TColumnSchema] = {
+    "name": ROW_KEY,
+    "data_type": "text",
+    "nullable": False,
+    "unique": True,
+    "row_key": True,
+}
 DLT_ROOT_COLUMNS: Final[dict[str, TColumnSchema]] = {
     LOAD_ID: {"name": LOAD_ID, "data_type": "text", "nullable": False},
-    ROW_KEY: {
-        "name": ROW_KEY,
-        "data_type": "text",
-        "nullable": False,
-        "unique": True,
-        "row_key": True,
-    },
+    ROW_KEY: _ROW_KEY_COLUMN,
 }
 DLT_NESTED_COLUMNS: Final[dict[str, TColumnSchema]] = {
     ROOT_KEY: {"name": ROOT_KEY, "data_type": "text", "nullable": False, "root_key": True},
     PARENT_KEY: {"name": PARENT_KEY, "data_type": "text", "nullable": False, "parent_key": True},
     LIST_INDEX: {"name": LIST_INDEX, "data_type": "bigint", "nullable": False},
-    ROW_KEY: {
-        "name": ROW_KEY,
-        "data_type": "text",
-        "nullable": False,
-        "unique": True,
-        "row_key": True,
-    },
+    ROW_KEY: _ROW_KEY_COLUMN,
 }
 """dlt's join columns, with the hints its normalizer gives them. Declared, not left to the
 normalizer, because Arrow tables skip it: merge finds a changed customer's old child rows through
