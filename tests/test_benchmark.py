@@ -24,3 +24,26 @@ def test_the_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results.json").read_text())
     measured = [results["initial"]["trigg"], results["initial"]["ceiling"], results["nothing_new"]]
     assert all(m["wall_s"] and m["peak_rss_mb"] for m in measured)
+
+
+def test_the_memory_tradeoff_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/memory_tradeoff.py",
+            "--customers",
+            "40",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line
+    ]
+    assert len(rows) == 6, result.stdout  # the header and five measurements
+    assert all(row.split("|")[2].strip() not in ("", "-") for row in rows[1:]), result.stdout
