@@ -16,6 +16,7 @@ In one run, on one body, each a whole process under GNU `/usr/bin/time -v`:
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def fresh_run(
     bench: Bench, name: str, body: Path, command: list[str], extra: dict[str, str]
 ) -> Measured:
     """An initial load into an empty warehouse of its own."""
-    for leftover in bench.work.glob(f"{name}*"):
-        if leftover.is_file():
+    for leftover in bench.work.glob(f"{name}*"):  # the warehouse and dlt's working folder
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        else:
             leftover.unlink()
     bench.simulator.body_file = body
     return measure(command, {**bench.env(name), **extra})
