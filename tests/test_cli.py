@@ -200,26 +200,23 @@ def test_an_unknown_destination_is_refused(tmp_path: Path) -> None:
     assert_one_clear_sentence(result, "'nosuchwarehouse' is not a dlt destination")
 
 
-ARROW_POOL_OF_A_COMMAND = (
-    "import sys; from pipelines.cli import main;"
-    " main(['status', '--warehouse', sys.argv[1]]);"
-    " import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
-)
+def arrow_pool_of_a_command(env: dict[str, str], cwd: Path) -> str:
+    """The allocator pyarrow uses in a process that ran a `trigg` command first."""
+    script = (
+        "import sys; from pipelines.cli import main;"
+        " main(['status', '--warehouse', sys.argv[1]]);"
+        " import pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    )
+    command = [sys.executable, "-c", script, str(cwd / "none.duckdb")]
+    result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
+    assert result.stdout.strip(), result.stderr
+    return result.stdout.split()[-1]
 
 
 def test_trigg_gives_arrow_the_system_allocator_unless_another_is_chosen(tmp_path: Path) -> None:
     """pyarrow's mimalloc keeps what dlt's normalizer frees; the system allocator returns it."""
     env = trigg_env(None, None)
     env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
-    missing = str(tmp_path / "none.duckdb")
-    command = [sys.executable, "-c", ARROW_POOL_OF_A_COMMAND, missing]
-    default = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
-    assert default.stdout.split()[-1] == "system", default.stderr
-    chosen = subprocess.run(
-        command,
-        env={**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert chosen.stdout.split()[-1] == "mimalloc", chosen.stderr
+    assert arrow_pool_of_a_command(env, tmp_path) == "system"
+    chosen = {**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
+    assert arrow_pool_of_a_command(chosen, tmp_path) == "mimalloc"
