@@ -19,8 +19,7 @@ from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from pipelines.duckdb_catalog import qualify_colliding_catalogs
-from pipelines.duckdb_merge import deduplicate_child_rows_by_first_copy
+from pipelines import dlt_patches
 from pipelines.trigg.errors import ConfigError
 from pipelines.trigg.settings import DEFAULT_DUCKDB_FILE
 
@@ -60,8 +59,7 @@ the machine), spilling to `<file>.tmp` beyond it, so a big merge costs disk, not
 def duckdb_file(path: str) -> Warehouse:
     """A DuckDB file (DuckDB-specific): the default warehouse, loaded in bounded memory."""
     location = os.path.abspath(path)
-    qualify_colliding_catalogs()
-    deduplicate_child_rows_by_first_copy()
+    dlt_patches.install()
     credentials = DuckDbCredentials(location, global_config=DUCKDB_SETTINGS)
     return Warehouse(dlt.destinations.duckdb(credentials), "duckdb", location)
 

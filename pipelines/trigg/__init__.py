@@ -28,7 +28,7 @@ from pipelines.trigg.errors import QuarantineError
 from pipelines.trigg.events import event
 from pipelines.trigg.fast_path import FastBody, Unusual, fast_body
 from pipelines.trigg.history import customer_versions
-from pipelines.trigg.nested_extract import count_nested_tables_under_their_root
+from pipelines import dlt_patches
 from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
     InvalidRecord,
@@ -171,7 +171,7 @@ def trigg_source(
         if isinstance(received, Received) and received.rejected:
             yield received.rejected
 
-    count_nested_tables_under_their_root()
+    dlt_patches.install()
     if fast_path_files:
         # an imported file cannot name a table variant: the table comes from the item instead
         customers.apply_hints(table_name=_table_of)

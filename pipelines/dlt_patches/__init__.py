@@ -1,0 +1,26 @@
+"""Every place trigg bends dlt 1.31, in one room. Each patch replaces one method of dlt, keeps a
+handle on dlt's own, is idempotent, and has a guard test in `tests/test_dlt_patches.py` that fails
+if dlt stops calling the patched method (so an upgrade of dlt cannot silently drop a fix):
+
+- `duckdb_catalog`: fully qualified names for DuckDB files named like their dataset
+  (`trigg.duckdb` holds catalog `trigg` and schema `trigg`);
+- `duckdb_merge`: merge deduplicates staging rows by their first `rowid`, in bounded memory;
+- `nested_extract`: extract may write rows of nested tables (the fast path's child tables).
+
+`install()` installs them all; the runner calls it once before dlt runs.
+"""
+
+from __future__ import annotations
+
+from pipelines.dlt_patches.duckdb_catalog import qualify_colliding_catalogs
+from pipelines.dlt_patches.duckdb_merge import deduplicate_child_rows_by_first_copy
+from pipelines.dlt_patches.nested_extract import count_nested_tables_under_their_root
+
+__all__ = ["install"]
+
+
+def install() -> None:
+    """Install every patch of dlt (idempotent)."""
+    qualify_colliding_catalogs()
+    deduplicate_child_rows_by_first_copy()
+    count_nested_tables_under_their_root()
