@@ -28,4 +28,3 @@ def test_each_extension_package_matches_the_installed_duckdb(extension: str) -> 
     folder = Path(importlib.import_module(module).__file__).parent
     built = folder / "extensions" / f"v{duckdb.__version__}" / f"{extension}.duckdb_extension"
     assert built.is_file(), f"{built} is missing"
-

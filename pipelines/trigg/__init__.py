@@ -22,13 +22,13 @@ import dlt
 import pendulum
 from dlt.extract import DltResource
 
+from pipelines import dlt_patches
 from pipelines.trigg.batches import FastBatch, FastFile, Received
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
 from pipelines.trigg.events import event
 from pipelines.trigg.fast_path import FastBody, Unusual, fast_body
 from pipelines.trigg.history import customer_versions
-from pipelines import dlt_patches
 from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
     InvalidRecord,
