@@ -32,21 +32,32 @@ About 55 MB less peak for 100,000 customers at the same speed. pyarrow reads the
 first allocates, so it is set before anything imports pyarrow; a value already set wins."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common_flags(default: Any) -> argparse.ArgumentParser:
+    """`-v` and `--log-format`, accepted before and after the command name. The command's copy
+    has no defaults (`SUPPRESS`), so it never undoes a flag given before the command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-v", "--verbose", action="store_true", help="show tracebacks and dlt's log"
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default(False),
+        help="show tracebacks and dlt's log",
     )
     common.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default="text",
+        default=default("text"),
         help="json: one JSON object per event on stdout (run start, request, retries, load,"
         " summary), for log shippers; default: human-readable",
     )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_flags(default=lambda _: argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="trigg",
-        parents=[common],
+        parents=[_common_flags(default=lambda value: value)],
         description="Load Trigg loyalty customers incrementally into DuckDB with dlt.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -220,3 +221,17 @@ def test_trigg_gives_arrow_the_system_allocator_unless_another_is_chosen(tmp_pat
     assert arrow_pool_of_a_command(env, tmp_path) == "system"
     chosen = {**env, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
     assert arrow_pool_of_a_command(chosen, tmp_path) == "mimalloc"
+
+
+def test_verbose_and_log_format_work_before_and_after_the_command_name(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    env = trigg_env(simulator, str(tmp_path / "w.duckdb"))
+    for args in (("--log-format", "json", "run"), ("run", "--log-format", "json")):
+        result = run_trigg(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert [json.loads(line)["event"] for line in result.stdout.splitlines()][-1] == "summary"
+    for args in (("-v", "run", "--since", "yesterday"), ("run", "-v", "--since", "yesterday")):
+        verbose = run_trigg(*args, env=env, cwd=tmp_path)
+        assert verbose.returncode == 1
+        assert "Traceback" in verbose.stderr, verbose.stderr
