@@ -5,7 +5,8 @@ if dlt stops calling the patched method (so an upgrade of dlt cannot silently dr
 - `duckdb_catalog`: fully qualified names for DuckDB files named like their dataset
   (`trigg.duckdb` holds catalog `trigg` and schema `trigg`);
 - `duckdb_merge`: merge deduplicates staging rows by their first `rowid`, in bounded memory;
-- `nested_extract`: extract may write rows of nested tables (the fast path's child tables).
+- `nested_extract`: extract may write rows of nested tables (the fast path's child tables);
+- `refresh_keeps`: `refresh` keeps tables marked `x-keep-on-refresh` (`customer_versions`).
 
 `install()` installs them all; the runner calls it once before dlt runs.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from pipelines.dlt_patches.duckdb_catalog import qualify_colliding_catalogs
 from pipelines.dlt_patches.duckdb_merge import deduplicate_child_rows_by_first_copy
 from pipelines.dlt_patches.nested_extract import count_nested_tables_under_their_root
+from pipelines.dlt_patches.refresh_keeps import keep_marked_tables_on_refresh
 
 __all__ = ["install"]
 
@@ -24,3 +26,4 @@ def install() -> None:
     qualify_colliding_catalogs()
     deduplicate_child_rows_by_first_copy()
     count_nested_tables_under_their_root()
+    keep_marked_tables_on_refresh()
