@@ -75,6 +75,11 @@ def test_dlt_cli_finds_the_pipeline_of_the_warehouse_last_run(
         assert runs.returncode == 0 and f"Found pipeline {PIPELINE_NAME}_runs" in runs.stdout
     listed = dlt_command("pipeline", "--list-pipelines", env=env, cwd=tmp_path)
     assert listed.stdout.count("(last run:") == 2, listed.stdout  # no other folder posing as one
+    other = warehouse_dir(duckdb_file(second))  # any warehouse, by its own folder
+    named = dlt_command(
+        "pipeline", "--pipelines-dir", other, PIPELINE_NAME, "trace", env=env, cwd=tmp_path
+    )
+    assert f"duckdb:///{second} location" in named.stdout, named.stdout
 
 
 def test_two_warehouses_keep_separate_folders_behind_the_link(
