@@ -105,10 +105,13 @@ def link_for_dlt_cli(warehouse: Warehouse, pipeline_names: Sequence[str]) -> lis
         if os.path.islink(link) and os.readlink(link) == target:
             continue
         temporary = os.path.join(pipelines_dir, f".{name}.{os.getpid()}.link")
-        if os.path.lexists(temporary):
-            os.remove(temporary)
-        os.symlink(target, temporary)
-        os.replace(temporary, link)
+        try:
+            if os.path.lexists(temporary):
+                os.remove(temporary)
+            os.symlink(target, temporary)
+            os.replace(temporary, link)
+        except OSError as failure:  # a file system without links: the run itself is unharmed
+            warnings.append(f"could not link {link} for dlt's CLI ({failure.strerror})")
     return warnings
 
 

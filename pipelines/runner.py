@@ -259,7 +259,7 @@ def _after_commit(
             return _when_unlocked(lambda: after_load(pipeline), warehouse, wait)
     except Exception as failure:
         message = (
-            f"WARNING: the views, comments and quality checks of {warehouse} were not refreshed"
+            f"the views, comments and quality checks of {warehouse} were not refreshed"
             f" ({_first_line(failure)}); the data and the cursor are committed, and the next run"
             " refreshes them"
         )

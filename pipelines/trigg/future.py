@@ -65,4 +65,4 @@ def _warning(future: list[tuple[str, datetime]], moment: datetime, produced_at: 
         what = f"{len(future)} record(s) stamped later than {clock} were loaded: {named}{more}"
     else:  # a cursor stored before this check existed
         what = f"the cursor {moment.isoformat()} was later than {clock}"
-    return f"WARNING: {what}; the cursor stops at the API's clock, so later runs miss nothing"
+    return f"{what}; the cursor stops at the API's clock, so later runs miss nothing"
