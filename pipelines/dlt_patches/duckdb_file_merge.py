@@ -13,9 +13,10 @@ both.
 Deduplication keeps dlt's rules in bounded memory: of the rows sharing a primary key the one
 with the newest `dedup_sort` value wins (an arbitrary one without the hint), and nested rows of
 the losing copies are not inserted. Only the keys sent more than once are collected
-(`GROUP BY ... HAVING count(*) > 1`, an aggregate DuckDB spills to disk), so the usual load,
-with no duplicates, pays one aggregate over the root keys and nothing per nested row. Staging
-rows are first reduced to one copy per row key, as `duckdb_merge` does.
+(`GROUP BY ... HAVING count(*) > 1`, an aggregate DuckDB spills to disk), so a load without
+duplicates pays one aggregate over the root keys and nothing per nested row, and a root file
+whose writer vouches for unique keys (`DEDUPLICATED_METADATA`, the fast path's) not even that.
+Staging rows are first reduced to one copy per row key, as `duckdb_merge` does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 from dlt.common.destination.utils import resolve_merge_strategy
 from dlt.common.schema.utils import (
     get_columns_names_with_prop,
@@ -37,6 +39,11 @@ from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
 _dlt_create_load_job = DuckDbClient.create_load_job
 _dlt_create_chain_followup_jobs = DuckDbClient.create_table_chain_completed_followup_jobs
+
+DEDUPLICATED_METADATA = {"dlt.deduplicated": "true"}
+"""Parquet key-value metadata of a file whose writer vouches that no two of its rows share a
+primary key: merge then inserts a single such root file without looking for repeated keys (the
+fast path writes it; it keeps the newest copy of a customer itself)."""
 
 UNSAFE_IN_SQL_FILE = (";", "\n", "\r")
 """dlt splits a merge job's SQL file into statements at these: a path holding one is copied."""
@@ -163,6 +170,7 @@ def merge_sql(
 
     root_source = source(root)
     table, _ = sql_client.get_qualified_table_names(root["name"])
+    vouched = root["name"] not in staged and _deduplicated(files.get(root["name"], []))
     sort = get_dedup_sort_tuple(root)
     if sort is None:
         winner = f"min({row_key})"
@@ -190,6 +198,13 @@ def merge_sql(
             f" (SELECT 1 FROM {root_source} AS s WHERE {same_key('d', 's')})"
         )
     if root_source is None:
+        return sql
+    if vouched:  # no key sent twice: every row as it is
+        sql.append(f"INSERT INTO {table} BY NAME SELECT * FROM {root_source}")
+        for child in nested:
+            child_table, _ = sql_client.get_qualified_table_names(child["name"])
+            if (child_source := source(child)) is not None:
+                sql.append(f"INSERT INTO {child_table} BY NAME SELECT * FROM {child_source}")
         return sql
     # keys sent more than once, with the row key of the copy that wins
     repeated = temp("repeated")
@@ -234,6 +249,17 @@ def merge_sql(
             f" QUALIFY row_number() OVER (PARTITION BY {own_key}) = 1"
         )
     return sql
+
+
+def _deduplicated(paths: list[str]) -> bool:
+    """Whether `paths` is one parquet file whose writer vouches for unique primary keys."""
+    if len(paths) != 1:
+        return False
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [paths[0]]
+        ).fetchall()
+    return all(dict(rows).get(k) == v for k, v in DEDUPLICATED_METADATA.items())
 
 
 def _root_key(table_chain: Sequence[Any], table: Any) -> str:

@@ -35,6 +35,7 @@ from typing import IO, TYPE_CHECKING
 
 import duckdb
 
+from pipelines.dlt_patches.duckdb_file_merge import DEDUPLICATED_METADATA
 from pipelines.dlt_patches.parquet_import import BY_NAME_METADATA
 from pipelines.trigg.batches import FastFile
 from pipelines.trigg.events import event
@@ -184,8 +185,9 @@ class FastBody:
             if not table.only_empty
         ]
         selects.append((VERSIONS.name, self._versions_sql(load_id)))
-        # loaded by name, so dlt imports them as they are (dlt_patches/parquet_import.py)
-        metadata = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in BY_NAME_METADATA.items())
+        # loaded by name and without repeated keys: dlt imports and merges them as they are
+        vouched = {**BY_NAME_METADATA, **DEDUPLICATED_METADATA}
+        metadata = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in vouched.items())
         for name, sql in selects:
             path = os.path.join(folder, f"{name}.parquet")
             row = self.connection.execute(
