@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import hashlib
 import json
 import os
 import shutil
@@ -168,11 +169,18 @@ def compile_bytecode() -> None:
         compileall.compile_dir(folder, quiet=1, workers=0)
 
 
+def simulator_version() -> str:
+    """A short hash of the simulator's data and feed code: a cached body written by another
+    version of it is written again (a changes feed must change customers a body created)."""
+    sources = [ROOT / "pipelines" / "simulator" / name for name in ("data.py", "feeds.py")]
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:8]
+
+
 def feed(customers: int, seed: int = SEED, variant: str = "plain") -> Path:
     """A cached body of `customers` simulated customers (the same first customers at any size)."""
     FEEDS.mkdir(parents=True, exist_ok=True)
     suffix = "" if variant == "plain" else f"-{variant}"
-    path = FEEDS / f"feed-{customers}-{seed}{suffix}.json"
+    path = FEEDS / f"feed-{customers}-{seed}-{simulator_version()}{suffix}.json"
     if not path.exists():
         print(f"  writing a body of {customers:,} customers ({variant}) ...", flush=True)
         partial = path.with_suffix(".partial")
@@ -183,7 +191,7 @@ def feed(customers: int, seed: int = SEED, variant: str = "plain") -> Path:
 
 def changes_feed(changes: int) -> Path:
     FEEDS.mkdir(parents=True, exist_ok=True)
-    path = FEEDS / f"changes-{changes}-{SEED}.json"
+    path = FEEDS / f"changes-{changes}-{SEED}-{simulator_version()}.json"
     if not path.exists():
         write_changes(path, changes, SEED, NOW)
     return path

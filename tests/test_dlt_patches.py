@@ -140,11 +140,7 @@ def test_extract_can_write_rows_of_a_nested_table(tmp_path: Path) -> None:
             "create_table_chain_completed_followup_jobs",
             duckdb_file_merge._create_table_chain_completed_followup_jobs,
         ),
-        (
-            parquet_import.dlt_arrow,
-            "should_normalize_arrow_schema",
-            parquet_import._should_normalize_arrow_schema,
-        ),
+        (parquet_import.ArrowItemsNormalizer, "__call__", parquet_import._call),
     ],
 )
 def test_install_puts_every_patch_in_place(owner: Any, name: str, ours: Any) -> None:
@@ -283,7 +279,7 @@ def test_a_merge_from_files_run_twice_leaves_the_same_rows(tmp_path: Path) -> No
 
 def test_parquet_files_loaded_by_name_are_imported_without_a_rewrite(tmp_path: Path) -> None:
     pipeline = merge_pipeline(tmp_path, "import.duckdb")
-    with counting(parquet_import.dlt_arrow, "should_normalize_arrow_schema") as calls:
+    with counting(parquet_import.ArrowItemsNormalizer, "__call__") as calls:
         load_people(
             tmp_path,
             pipeline,
@@ -291,7 +287,7 @@ def test_parquet_files_loaded_by_name_are_imported_without_a_rewrite(tmp_path: P
             """select 'a' as _dlt_root_id, 'a' as _dlt_parent_id, 'a.0' as _dlt_id,
                       'rex' as name, 0 as _dlt_list_idx""",
         )
-    assert calls, "dlt's normalizer no longer asks should_normalize_arrow_schema"
+    assert calls, "dlt's normalizer of parquet files is no longer ArrowItemsNormalizer"
     package = pipeline.get_load_package_info(pipeline.list_completed_load_packages()[-1])
     imported = [
         job.file_path for job in package.jobs["completed_jobs"] if ".parquet" in job.file_path

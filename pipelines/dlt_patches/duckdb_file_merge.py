@@ -21,6 +21,7 @@ Staging rows are first reduced to one copy per row key, as `duckdb_merge` does.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,11 +77,10 @@ def _row_key(table: Any) -> str | None:
 
 
 class FileReadByMergeJob(DuckDbCopyJob):
-    """A load job whose file the merge job reads: nothing to copy into staging."""
+    """A load job whose file the merge job reads: nothing to copy anywhere."""
 
     def run(self) -> None:
-        if not self._job_client.in_staging_dataset_mode:  # type: ignore[attr-defined]
-            super().run()  # not a staging load after all: copy as dlt does
+        pass
 
 
 def _create_load_job(
@@ -255,9 +255,15 @@ def _deduplicated(paths: list[str]) -> bool:
     """Whether `paths` is one parquet file whose writer vouches for unique primary keys."""
     if len(paths) != 1:
         return False
+    # dlt names the completed path while the job that completes the chain is still started
+    folder, name = os.path.split(paths[0])
+    started = os.path.join(os.path.dirname(folder), "started_jobs", name)
+    path = next((p for p in (paths[0], started) if os.path.exists(p)), None)
+    if path is None:
+        return False
     with duckdb.connect() as connection:
         rows = connection.execute(
-            "SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [paths[0]]
+            "SELECT decode(key), decode(value) FROM parquet_kv_metadata(?)", [path]
         ).fetchall()
     return all(dict(rows).get(k) == v for k, v in DEDUPLICATED_METADATA.items())
 

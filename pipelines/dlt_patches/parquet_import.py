@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlt.common.libs import pyarrow as dlt_arrow
 from dlt.common.schema.utils import is_nullable_column
+from dlt.normalize.items_normalizers.arrow import ArrowItemsNormalizer
 
 BY_NAME_METADATA = {"dlt.loaded_by_name": "true"}
 """Parquet key-value metadata of a file whose every loader matches its columns by name."""
 
-_dlt_should_normalize = dlt_arrow.should_normalize_arrow_schema
+_dlt_call = ArrowItemsNormalizer.__call__
 
 
 def _loaded_by_name(schema: Any) -> bool:
@@ -33,6 +33,8 @@ def differs_only_by_nullability_or_absent_columns(
     schema: Any, columns: dict[str, Any], naming: Any, caps: Any = None, tz: str | None = None
 ) -> bool:
     """Whether `schema` has the table's names and types, maybe fewer columns (nullable ones)."""
+    from dlt.common.libs import pyarrow as dlt_arrow
+
     _, has_null_columns = dlt_arrow.remove_null_columns_from_schema(schema)
     if has_null_columns:
         return False
@@ -52,7 +54,7 @@ def differs_only_by_nullability_or_absent_columns(
 def _should_normalize_arrow_schema(
     schema: Any, columns: Any, naming: Any, caps: Any = None, tz: str | None = None
 ) -> Any:
-    result = _dlt_should_normalize(schema, columns, naming, caps, tz)
+    result = _dlt_should_normalize[0](schema, columns, naming, caps, tz)
     if (
         result[0]
         and _loaded_by_name(schema)
@@ -62,6 +64,23 @@ def _should_normalize_arrow_schema(
     return result
 
 
+_dlt_should_normalize: list[Any] = []
+"""dlt's own check, kept when the patch goes in (pyarrow is imported only then: see `_call`)."""
+
+
+def _call(self: ArrowItemsNormalizer, extracted_items_file: str, root_table_name: str) -> Any:
+    """dlt's normalizer of an Arrow or parquet file, with the check patched. The patch goes in
+    here, not at start-up: importing dlt's pyarrow helpers costs every run, even one with
+    nothing new, about half a second."""
+    from dlt.common.libs import pyarrow as dlt_arrow
+
+    if dlt_arrow.should_normalize_arrow_schema is not _should_normalize_arrow_schema:
+        _dlt_should_normalize[:] = [dlt_arrow.should_normalize_arrow_schema]
+        dlt_arrow.should_normalize_arrow_schema = _should_normalize_arrow_schema
+    return _dlt_call(self, extracted_items_file, root_table_name)
+
+
 def import_parquet_files_loaded_by_name() -> None:
-    """Install it (a patch of dlt's Arrow schema check); idempotent."""
-    dlt_arrow.should_normalize_arrow_schema = _should_normalize_arrow_schema
+    """Install it (a patch of dlt's Arrow normalizer, which patches dlt's Arrow schema check
+    when it first runs); idempotent."""
+    ArrowItemsNormalizer.__call__ = _call  # type: ignore[method-assign]
