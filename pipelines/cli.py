@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--since",
         metavar="WHEN",
         help="ask for changes since WHEN (20240101T2210, 2024-01-01 or an ISO datetime, in the"
-        " API's time zone), sent as given; default: the stored cursor minus the lookback",
+        " API's time zone), sent as given; default: the stored cursor minus the lookback, or for"
+        " a first run initial_since, else every customer (a full backfill)",
     )
     run.add_argument(
         "--strict",
@@ -79,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--full-refresh",
         action="store_true",
-        help="drop the loaded tables and the cursor, then reload from initial_since (needed to"
-        " switch sources.trigg.pii on an existing warehouse)",
+        help="drop the loaded tables and the cursor, then reload from initial_since (unset:"
+        " everything); customer_versions, the history, is kept (needed to switch"
+        " sources.trigg.pii on an existing warehouse)",
     )
     run.add_argument(
         "--destination",
@@ -141,7 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.logs import configure
     from pipelines.trigg.errors import TriggError
 
-    configure(args.log_format, args.verbose)
+    progress = _terminal_progress(args)
+    configure(args.log_format, args.verbose, stream=progress.writer() if progress else None)
+    args.progress = progress
     try:
         return args.handler(args)
     except TriggError as failure:
@@ -155,6 +159,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             EXIT_FAILED,
             args,
         )
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def _terminal_progress(args: argparse.Namespace) -> Any:
+    """Progress for `trigg run` on a terminal (stderr a TTY, text logs); None under cron."""
+    if args.command != "run" or args.log_format != "text" or not sys.stderr.isatty():
+        return None
+    from pipelines.progress import TerminalProgress
+
+    return TerminalProgress(sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -174,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             since=args.since,
             strict=args.strict,
             full_refresh=args.full_refresh,
+            progress=args.progress,
         )
     except ValueError as bad_since:
         if args.since is None:

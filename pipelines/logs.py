@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TextIO
 
 from pipelines.trigg.events import log
 
@@ -28,9 +28,12 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-def configure(log_format: str = "text", verbose: bool = False) -> None:
-    """Text: warnings (all events with --verbose) on stderr. JSON: every event on stdout."""
-    handler = logging.StreamHandler(sys.stdout if log_format == "json" else sys.stderr)
+def configure(
+    log_format: str = "text", verbose: bool = False, stream: TextIO | None = None
+) -> None:
+    """Text: warnings (all events with --verbose) on stderr, or `stream` (the terminal's progress
+    makes way for them). JSON: every event on stdout."""
+    handler = logging.StreamHandler(sys.stdout if log_format == "json" else stream or sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

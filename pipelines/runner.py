@@ -1,9 +1,12 @@
 """One incremental run: lock, reconcile with the warehouse, load, summarize.
 
 The warehouse, not the local folder, is the truth about what was loaded: dlt commits the cursor
-to it together with the data, the local dlt working directory is kept per warehouse (two
+to it together with the data, the local state is kept per warehouse (`local_state.py`: two
 warehouses on one machine never share a cursor), and a local cursor the warehouse does not know
 (the file was deleted or replaced) is thrown away loudly instead of silently skipping history.
+
+Once the data and the cursor are committed the run has loaded: the steps after it (the views, the
+comments, the quality checks, the run's own record) can only warn, and every run does them again.
 """
 
 from __future__ import annotations
@@ -21,13 +24,22 @@ from zoneinfo import ZoneInfo
 
 import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
-from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
+from dlt.common.pipeline import LoadInfo
+from dlt.common.runtime.collector import Collector
 from dlt.load.exceptions import LoadClientJobRetry
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.destinations import Warehouse, duckdb_file, lock_holder
-from pipelines.summary import RunSummary
+from pipelines.local_state import (
+    LOCK_FILE,
+    describe,
+    forget_loaded_packages,
+    link_for_dlt_cli,
+    move_old_layout,
+    warehouse_dir,
+)
+from pipelines.summary import QualityCheck, RunSummary
 from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
 from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
 from pipelines.trigg.events import event
@@ -35,7 +47,7 @@ from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import after_load
-from pipelines.warehouse.run_history import RunRecorder
+from pipelines.warehouse.run_history import HISTORY_PIPELINE_SUFFIX, RunRecorder
 
 T = TypeVar("T")
 LOCK_POLL_SECONDS = 0.5
@@ -56,9 +68,8 @@ def as_warehouse(warehouse: Warehouse | str) -> Warehouse:
     return warehouse if isinstance(warehouse, Warehouse) else duckdb_file(warehouse)
 
 
-def working_dir(warehouse: Warehouse | str) -> str:
-    """dlt's working folder for this warehouse (state, pending packages, the run lock)."""
-    return os.path.join(get_dlt_pipelines_dir(), "trigg", as_warehouse(warehouse).key)
+PIPELINE_NAMES = (PIPELINE_NAME, PIPELINE_NAME + HISTORY_PIPELINE_SUFFIX)
+"""The run's two dlt pipelines: the customers, and the run history."""
 
 
 LOAD_WORKERS = "2"
@@ -69,16 +80,17 @@ DUCKDB_LOAD_WORKERS = "1"
 side ran out of the warehouse's 128 MB at 200,000 customers (dlt retried them)."""
 
 
-def make_pipeline(warehouse: Warehouse | str) -> dlt.Pipeline:
-    """The `trigg_customers` pipeline loading into `warehouse`."""
+def make_pipeline(warehouse: Warehouse | str, progress: Collector | None = None) -> dlt.Pipeline:
+    """The `trigg_customers` pipeline loading into `warehouse`; `progress` sees its steps."""
     target = as_warehouse(warehouse)
     workers = DUCKDB_LOAD_WORKERS if target.is_duckdb_file else LOAD_WORKERS
     os.environ.setdefault("LOAD__WORKERS", workers)
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        pipelines_dir=working_dir(target),
+        pipelines_dir=warehouse_dir(target),
         destination=target.destination,
         dataset_name=DATASET_NAME,
+        **({"progress": progress} if progress is not None else {}),
     )
 
 
@@ -93,7 +105,7 @@ def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
 
 def _fresh_scratch_dir(warehouse: Warehouse) -> str:
     """The fast path's scratch folder, emptied first: a run killed with -9 leaves its files."""
-    folder = os.path.join(working_dir(warehouse), "scratch")
+    folder = os.path.join(warehouse_dir(warehouse), "scratch")
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     return folder
@@ -102,9 +114,9 @@ def _fresh_scratch_dir(warehouse: Warehouse) -> str:
 @contextmanager
 def exclusive_run(warehouse: Warehouse) -> Iterator[None]:
     """One run per warehouse at a time. The OS drops the lock when its process dies (kill -9)."""
-    folder = working_dir(warehouse)
+    folder = warehouse_dir(warehouse)
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "run.lock"), "w") as lock:
+    with open(os.path.join(folder, LOCK_FILE), "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -123,17 +135,23 @@ def run_once(
     since: str | None = None,
     strict: bool = False,
     full_refresh: bool = False,
+    progress: Collector | None = None,
 ) -> RunSummary:
     """Fetch what changed and merge it into `warehouse`; `since` overrides the cursor.
 
-    `full_refresh` drops the source's tables and state first and reloads from `initial_since`.
+    `full_refresh` drops the source's tables and state first, `customer_versions` excepted (the
+    history the API cannot give back), and reloads from `initial_since` (unset: everything).
     Every run, failed or not, gets a row in `run_history`; a successful one also refreshes the
-    analyst layer and reports the data-quality checks (see `pipelines.warehouse`).
+    analyst layer and reports the data-quality checks (see `pipelines.warehouse`). `progress`
+    (a dlt collector) is shown every step.
     """
     warehouse = as_warehouse(warehouse)
     request_since = parse_since(since, ZoneInfo(settings.timezone)) if since else None
+    move_old_layout(warehouse)
     with exclusive_run(warehouse):
-        pipeline = make_pipeline(warehouse)
+        describe(warehouse)
+        link_notes = link_for_dlt_cli(warehouse, PIPELINE_NAMES)
+        pipeline = make_pipeline(warehouse, progress)
         recorder = RunRecorder(pipeline, pii=settings.pii)
         try:
             summary = _load(
@@ -142,7 +160,9 @@ def run_once(
         except Exception as failure:
             recorder.failed(failure, secrets=[settings.api_key, settings.pii_key or ""])
             raise
-        recorder.succeeded(summary)
+        summary.notes.extend(link_notes)
+        with pipeline.collector("run history"):
+            recorder.succeeded(summary)
     return summary
 
 
@@ -157,17 +177,18 @@ def _load(
 ) -> RunSummary:
     started = time.monotonic()
     zone = ZoneInfo(settings.timezone)
-    deadline = time.monotonic() + settings.lock_timeout_seconds
+    wait = settings.lock_timeout_seconds
     notes: list[str] = []
+    warnings: list[str] = []
     with _failures_explained(warehouse):
         if _abandon_failed_load(pipeline, notes) or _forget_unknown_cursor(
-            pipeline, warehouse, notes, deadline
+            pipeline, warehouse, notes, wait
         ):
-            pipeline = make_pipeline(warehouse)
-        _when_unlocked(pipeline.sync_destination, warehouse, deadline)
+            pipeline = make_pipeline(warehouse, pipeline.collector)
+        _when_unlocked(pipeline.sync_destination, warehouse, wait)
         if pipeline.has_pending_data:  # a crashed run's packages are loaded first
             notes.append("finished loading the packages of an interrupted run first")
-            _when_unlocked(pipeline.run, warehouse, deadline)
+            _when_unlocked(pipeline.run, warehouse, wait)
         loaded_with = read_pii_mode(_source_state(pipeline))
         if loaded_with not in (None, settings.pii) and not full_refresh:
             raise ConfigError(
@@ -176,16 +197,20 @@ def _load(
                 " reload its tables"
             )
         cursor_before = None if full_refresh else stored_cursor(pipeline)
+        full_backfill = request_since is None and cursor_before is None
+        full_backfill = full_backfill and not settings.initial_since
         request_since = request_since or plan_since(
             cursor_before, settings.lookback_minutes, settings.initial_since, zone
         )
-        recorder.planned(request_since, cursor_before)
+        recorder.planned(request_since, cursor_before, full_backfill)
         event(
             "run_start",
-            f"asking for changes since {request_since}",
+            f"asking for changes since {request_since}"
+            + (" (a full backfill: every customer)" if full_backfill else ""),
             warehouse=str(warehouse),
             since=request_since,
             cursor=cursor_before.isoformat() if cursor_before else None,
+            full_backfill=full_backfill,
         )
         source = trigg_source(
             **settings.source_arguments(),
@@ -194,13 +219,12 @@ def _load(
             since=request_since,
             strict=strict,
             notes=notes,
+            warnings=warnings,
         )
         refresh = "drop_sources" if full_refresh else None
-        load_info = _when_unlocked(
-            lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
-        )
-        loaded = list(load_info.loads_ids) if load_info else []
-        quality_checks = _when_unlocked(lambda: after_load(pipeline, loaded), warehouse, deadline)
+        load_info = _when_unlocked(lambda: pipeline.run(source, refresh=refresh), warehouse, wait)
+    loaded = list(load_info.loads_ids) if load_info else []
+    quality_checks = _after_commit(pipeline, loaded, warehouse, wait, warnings)
     rows = _rows_written(pipeline)
     event(
         "load",
@@ -221,13 +245,46 @@ def _load(
         duration_seconds=time.monotonic() - started,
         load_ids=list(load_info.loads_ids) if load_info else [],
         notes=notes,
+        warnings=warnings,
         quality_checks=quality_checks,
         pii=settings.pii,
+        full_backfill=full_backfill,
     )
 
 
+def _after_commit(
+    pipeline: dlt.Pipeline,
+    load_ids: list[str],
+    warehouse: Warehouse,
+    wait: float,
+    warnings: list[str],
+) -> list[QualityCheck]:
+    """The steps after the data and the cursor are committed: forget the loaded packages,
+    recreate the views and comments, run the quality checks. A failure is a warning, not a failed
+    run (what the run loaded is visible, and the cursor has moved); the next run does them again.
+    """
+    try:
+        forget_loaded_packages(pipeline)
+        with pipeline.collector("views, comments and checks"):
+            return _when_unlocked(lambda: after_load(pipeline, load_ids), warehouse, wait)
+    except Exception as failure:
+        message = (
+            f"the views, comments and quality checks of {warehouse} were not refreshed"
+            f" ({_first_line(failure)}); the data and the cursor are committed, and the next run"
+            " refreshes them"
+        )
+        event("warning", message, logging.WARNING)
+        warnings.append(message)
+        return []
+
+
+def _first_line(failure: BaseException) -> str:
+    text = str(failure).strip()
+    return f"{type(failure).__name__}: {text.splitlines()[0]}" if text else type(failure).__name__
+
+
 def _forget_unknown_cursor(
-    pipeline: dlt.Pipeline, warehouse: Warehouse, notes: list[str], deadline: float
+    pipeline: dlt.Pipeline, warehouse: Warehouse, notes: list[str], wait: float
 ) -> bool:
     """Drop local state the warehouse has no record of, so the run rebuilds instead of skipping.
 
@@ -236,7 +293,7 @@ def _forget_unknown_cursor(
     local_cursor = stored_cursor(pipeline)
     if local_cursor is None or pipeline.has_pending_data:
         return False
-    remote = _when_unlocked(lambda: _warehouse_state(pipeline), warehouse, deadline)
+    remote = _when_unlocked(lambda: _warehouse_state(pipeline), warehouse, wait)
     local = pipeline.state
     if remote is not None and remote.get("_version_hash") == local.get("_version_hash"):
         return False
@@ -249,7 +306,7 @@ def _forget_unknown_cursor(
         + (
             f"continuing from the warehouse's own cursor {kept.isoformat()}"
             if kept
-            else "rebuilding from initial_since"
+            else "rebuilding from initial_since (unset: a full backfill)"
         )
     )
     event("warehouse_mismatch", message, logging.WARNING, warehouse=str(warehouse))
@@ -306,11 +363,14 @@ def _warehouse_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
         return None
 
 
-def _when_unlocked(step: Callable[[], T], warehouse: Warehouse, deadline: float) -> T:
-    """Run `step`, retrying while another process holds the DuckDB file, until `deadline`.
+def _when_unlocked(step: Callable[[], T], warehouse: Warehouse, wait: float) -> T:
+    """Run `step`, retrying while another process holds the DuckDB file, for up to `wait`
+    seconds from the first conflict: each wait of a run gets the whole timeout, so a slow
+    download never leaves the load none.
 
     dlt's steps are resumable: a load that could not open the file stays pending and the retry
     loads it; nothing is half-loaded in between."""
+    deadline: float | None = None
     while True:
         try:
             return step()
@@ -318,6 +378,7 @@ def _when_unlocked(step: Callable[[], T], warehouse: Warehouse, deadline: float)
             holder = next(filter(None, map(lock_holder, _chain(failure))), None)
             if holder is None:
                 raise
+            deadline = deadline or time.monotonic() + wait
             if time.monotonic() >= deadline:
                 raise WarehouseLocked(
                     f"the warehouse {warehouse} is held open by another process ({holder});"

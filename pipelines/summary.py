@@ -31,6 +31,12 @@ class RunSummary:
     load_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """Things the operator should know that did not fail the run."""
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong without failing the run: its data and cursor are committed (the views not
+    refreshed, records stamped in the future)."""
+    full_backfill: bool = False
+    """The run asked for every customer: no cursor (first run or --full-refresh), no
+    `initial_since`, no `--since`."""
     quality_checks: list[QualityCheck] = field(default_factory=list)
     """Findings of the data-quality checks after the load: warnings, never failures."""
     pii: str = "keep"
@@ -50,9 +56,10 @@ class RunSummary:
 
     def render(self) -> str:
         cursor_moved = "" if self.cursor_after != self.cursor_before else " (unchanged)"
+        backfill = " (a full backfill: every customer)" if self.full_backfill else ""
         lines = [
             self.headline(),
-            f"  since asked   {self.since}",
+            f"  since asked   {self.since}{backfill}",
             f"  cursor        {_iso(self.cursor_before) or 'none'}"
             f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",
             "  rows written  " + (_rows(self.rows_per_table) or "none"),
@@ -60,6 +67,7 @@ class RunSummary:
         lines.extend(_checks(self.quality_checks))
         if self.pii != "keep":
             lines.append(f"  personal data {self.pii}")
+        lines.extend(f"  warning       {warning}" for warning in self.warnings)
         lines.extend(f"  note          {note}" for note in self.notes)
         return "\n".join(lines)
 

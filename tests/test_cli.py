@@ -235,3 +235,52 @@ def test_verbose_and_log_format_work_before_and_after_the_command_name(
         verbose = run_trigg(*args, env=env, cwd=tmp_path)
         assert verbose.returncode == 1
         assert "Traceback" in verbose.stderr, verbose.stderr
+
+
+ANALYST_SQL = """
+import sys, duckdb
+with duckdb.connect(sys.argv[1]) as connection:
+    connection.execute(sys.argv[2])
+"""
+
+
+def as_analyst(warehouse: Path, sql: str) -> None:
+    """An analyst's own session, in a process of its own, changing the warehouse."""
+    subprocess.run([sys.executable, "-c", ANALYST_SQL, str(warehouse), sql], check=True)
+
+
+def test_a_failure_after_the_commit_is_a_warning_and_the_next_run_repairs_it(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "w.duckdb"
+    env = trigg_env(simulator, str(warehouse))
+    assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
+    # an analyst keeps a table where a view belongs: recreating the views fails
+    as_analyst(
+        warehouse,
+        "drop view trigg.customer_overview; create table trigg.customer_overview as select 1 as x",
+    )
+    changed = simulator.change(6)
+
+    loaded = run_trigg("run", "--log-format", "json", env=env, cwd=tmp_path)
+
+    assert loaded.returncode == 0, loaded.stderr  # the data and the cursor are committed
+    summary = json.loads(loaded.stdout.splitlines()[-1])
+    [warning] = summary["warnings"]
+    assert "views, comments and quality checks" in warning and "not refreshed" in warning
+    assert summary["cursor_after"] != summary["cursor_before"]
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        ids = {row[0] for row in connection.sql("select id from trigg.customers").fetchall()}
+        outcome, warnings = connection.sql(
+            "select outcome, warnings from trigg.run_history order by started_at desc limit 1"
+        ).fetchone()
+    assert set(changed) <= ids
+    assert outcome == "succeeded" and json.loads(warnings) == [warning]
+
+    as_analyst(warehouse, "drop table trigg.customer_overview")
+    repaired = run_trigg("run", env=env, cwd=tmp_path)
+
+    assert repaired.returncode == 0 and "warning" not in repaired.stdout, repaired.stdout
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        members = connection.sql("select count(*) from trigg.customer_overview").fetchone()
+    assert members == (len(simulator.store.customers),)  # the next run recreated the views

@@ -90,15 +90,41 @@ def test_a_reader_holding_on_too_long_fails_the_run_clearly_and_loads_nothing(
     assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
     before = warehouse_tables(warehouse)
     simulator.change(10)
-    reader = hold_open(warehouse, seconds=6)
+    reader = hold_open(warehouse, seconds=120)  # for longer than any wait of the run
 
     result = run_trigg("run", env=env, cwd=tmp_path)
 
+    reader.kill()
+    reader.wait()
     assert result.returncode == 1
     assert "held open by another process" in result.stderr
     assert "lock_timeout_seconds" in result.stderr
     assert "Traceback" not in result.stderr
-    reader.wait()
     assert warehouse_tables(warehouse) == before  # not half a load
     assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0  # and the next run repairs
+    assert_warehouse_equals_source(warehouse, simulator)
+
+
+def test_the_lock_timeout_applies_to_each_wait_not_to_the_whole_run(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    """A slow download (4 s) then a reader holding the file (until 6.5 s): with a 3 s timeout
+    for each wait the load waits about two seconds and loads; one deadline for the whole run
+    would have passed before the load even started."""
+    warehouse = str(tmp_path / "w.duckdb")
+    env = trigg_env(simulator, warehouse, SOURCES__TRIGG__LOCK_TIMEOUT_SECONDS="3")
+    assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
+    simulator.change(10)
+    simulator.inject(Fault(delay_seconds=4))
+    with subprocess.Popen(
+        [*TRIGG, "run"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as run:
+        deadline = time.monotonic() + 30
+        while len(simulator.requests) < 2:  # the run has synced and is downloading
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.02)
+        reader = hold_open(warehouse, seconds=6.5)
+        _, stderr = run.communicate(timeout=60)
+    reader.wait()
+    assert run.returncode == 0, stderr
     assert_warehouse_equals_source(warehouse, simulator)

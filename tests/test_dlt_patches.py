@@ -21,6 +21,7 @@ from pipelines.dlt_patches import (
     duckdb_merge,
     nested_extract,
     parquet_import,
+    refresh_keeps,
 )
 
 
@@ -120,6 +121,31 @@ def test_extract_can_write_rows_of_a_nested_table(tmp_path: Path) -> None:
     assert tables["customers__cards"].items_count == 1
 
 
+def test_a_refresh_keeps_the_tables_marked_to_be_kept(tmp_path: Path) -> None:
+    @dlt.source(name="shop")
+    def shop(version: int) -> Any:
+        customers = dlt.resource([{"id": "1", "v": version}], name="customers", primary_key="id")
+        history = dlt.resource(
+            [{"id": "1", "v": version}],
+            name="history",
+            primary_key=("id", "v"),
+            write_disposition="merge",
+        )
+        history.apply_hints(additional_table_hints={refresh_keeps.KEEP_ON_REFRESH: True})
+        return customers, history
+
+    pipeline = merge_pipeline(tmp_path, "refresh.duckdb")
+    pipeline.run(shop(1))
+    with counting(refresh_keeps.PIPELINE_MODULE, "prepare_refresh_source") as calls:
+        pipeline.run(shop(2), refresh="drop_sources")
+    assert calls, "dlt no longer prepares a refresh through prepare_refresh_source"
+    with duckdb.connect(str(tmp_path / "refresh.duckdb"), read_only=True) as connection:
+        customers = connection.sql("select v from shop.customers").fetchall()
+        history = connection.sql("select v from shop.history order by v").fetchall()
+    assert customers == [(2,)]  # dropped and reloaded
+    assert history == [(1,), (2,)]  # kept, and the reload merged into it
+
+
 @pytest.mark.parametrize(
     ("owner", "name", "ours"),
     [
@@ -141,6 +167,11 @@ def test_extract_can_write_rows_of_a_nested_table(tmp_path: Path) -> None:
             duckdb_file_merge._create_table_chain_completed_followup_jobs,
         ),
         (parquet_import.ArrowItemsNormalizer, "__call__", parquet_import._call),
+        (
+            refresh_keeps.PIPELINE_MODULE,
+            "prepare_refresh_source",
+            refresh_keeps._prepare_refresh_source,
+        ),
     ],
 )
 def test_install_puts_every_patch_in_place(owner: Any, name: str, ours: Any) -> None:

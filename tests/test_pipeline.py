@@ -103,14 +103,21 @@ def test_lookback_is_configurable(simulator: TriggSimulator, warehouse: str, loo
     assert simulator.requests[-1].since == cursor_wall.strftime("%Y%m%dT%H%M")
 
 
-def test_first_run_asks_for_one_day_back_in_the_api_zone(
+def test_a_first_run_without_initial_since_is_a_full_backfill_of_every_customer(
     simulator: TriggSimulator, settings: TriggSettings, warehouse: str
 ) -> None:
-    before = datetime.now(UTC) - timedelta(days=1)
-    summary = run_once(settings, warehouse)
-    after = datetime.now(UTC) - timedelta(days=1)
-    assert summary.since in {format_since(before, OSLO), format_since(after, OSLO)}
-    assert simulator.requests[0].since == summary.since
+    old = simulator.store.snapshot()[0]
+    old.updated_at = datetime(2009, 5, 17, 12, 0)  # a member untouched for years
+
+    first = run_once(settings, warehouse)
+    second = run_once(settings, warehouse)
+
+    assert simulator.requests[0].since == first.since == "20000101T0000"
+    assert first.full_backfill and "a full backfill" in first.render()
+    assert first.as_dict()["full_backfill"] is True
+    assert first.customers_received == 60
+    assert not second.full_backfill and second.since != "20000101T0000"
+    assert_warehouse_equals_source(warehouse, simulator)
 
 
 def test_first_run_starts_at_the_configured_initial_since(
@@ -119,9 +126,10 @@ def test_first_run_starts_at_the_configured_initial_since(
     settings = TriggSettings(
         base_url=simulator.base_url, api_key=simulator.api_key, initial_since="2024-03-01"
     )
-    run_once(settings, warehouse)
+    first = run_once(settings, warehouse)
     run_once(settings, warehouse)
     assert simulator.requests[0].since == "20240301T0000"
+    assert not first.full_backfill and "full backfill" not in first.render()
     assert simulator.requests[1].since != "20240301T0000"  # later runs follow the cursor
 
 

@@ -48,6 +48,9 @@ def test_each_run_appends_one_row_with_its_summary(
         assert json.loads(run["quality_checks"]) == {
             check.name: check.count for check in summary.quality_checks
         }
+        assert run["full_backfill"] == summary.full_backfill
+        assert json.loads(run["warnings"]) == summary.warnings == []
+    assert [run["full_backfill"] for run in recorded] == [True, False, False]
     assert recorded[0]["finished_at"] <= recorded[1]["started_at"]
     assert recorded[1]["customers_received"] >= 10
     assert recorded[2]["customers_received"] < 60  # only the lookback's re-deliveries

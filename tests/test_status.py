@@ -129,3 +129,17 @@ def test_status_of_a_warehouse_with_nothing_loaded_yet(tmp_path: Path) -> None:
 
     assert status["cursor"] is None and status["last_run"] is None
     assert status["rows_per_table"] == {} and status["quarantined_records"] == 0
+
+
+def test_status_reads_a_run_history_written_before_its_newer_columns(
+    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+) -> None:
+    run_once(settings, warehouse)
+    with duckdb.connect(warehouse) as connection:  # as an earlier version left it
+        for column in ("warnings", "full_backfill"):
+            connection.execute(f"alter table trigg.run_history drop column {column}")
+
+    status = read_status(warehouse)
+
+    assert status.last_run is not None and status.last_run["outcome"] == "succeeded"
+    assert status.last_run["warnings"] is None and "(succeeded" in status.render()

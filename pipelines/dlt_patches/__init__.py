@@ -7,7 +7,8 @@ if dlt stops calling the patched method (so an upgrade of dlt cannot silently dr
 - `duckdb_merge`: merge deduplicates staging rows by `rowid`, in bounded memory;
 - `duckdb_file_merge`: merge reads parquet files itself instead of copying them to staging;
 - `parquet_import`: the fast path's parquet files are imported as they are, not rewritten;
-- `nested_extract`: extract may write rows of nested tables (the fast path's child tables).
+- `nested_extract`: extract may write rows of nested tables (the fast path's child tables);
+- `refresh_keeps`: `refresh` keeps tables marked `x-keep-on-refresh` (`customer_versions`).
 
 `install()` installs them all; the runner calls it once before dlt runs.
 """
@@ -19,6 +20,7 @@ from pipelines.dlt_patches.duckdb_file_merge import merge_parquet_files_in_place
 from pipelines.dlt_patches.duckdb_merge import deduplicate_by_rowid
 from pipelines.dlt_patches.nested_extract import count_nested_tables_under_their_root
 from pipelines.dlt_patches.parquet_import import import_parquet_files_loaded_by_name
+from pipelines.dlt_patches.refresh_keeps import keep_marked_tables_on_refresh
 
 __all__ = ["install"]
 
@@ -30,3 +32,4 @@ def install() -> None:
     merge_parquet_files_in_place()
     count_nested_tables_under_their_root()
     import_parquet_files_loaded_by_name()
+    keep_marked_tables_on_refresh()

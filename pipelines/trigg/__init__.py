@@ -28,6 +28,7 @@ from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
 from pipelines.trigg.events import event
 from pipelines.trigg.fast_path import FastBody, Unusual, fast_body
+from pipelines.trigg.future import not_after_response
 from pipelines.trigg.history import customer_versions
 from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
@@ -51,16 +52,16 @@ from pipelines.trigg.schema import (
 )
 from pipelines.trigg.settings import (
     DEFAULT_BACKOFF_SECONDS,
-    DEFAULT_INITIAL_SINCE_DAYS,
     DEFAULT_LOOKBACK_MINUTES,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RETRY_WAIT_SECONDS,
     DEFAULT_PII,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     DEFAULT_TIMEZONE,
+    FULL_BACKFILL_SINCE,
     SOURCE_NAME,
 )
-from pipelines.trigg.timestamps import default_initial_since, parse_since, since_from_cursor
+from pipelines.trigg.timestamps import parse_since, since_from_cursor
 from pipelines.trigg.validation import problem
 
 __all__ = ["plan_since", "read_cursor", "read_pii_mode", "trigg_source"]
@@ -71,6 +72,8 @@ PII_KEY = "pii"
 """The pii mode the warehouse was loaded with: switching it needs a full refresh."""
 BATCH_SIZE = 1000
 """Records handed to dlt per item: lists are much cheaper for dlt than single rows."""
+DOWNLOADED = "bytes downloaded"
+"""The counter of the response's bytes, in the pipeline's progress collector (`progress=`)."""
 
 
 @dlt.source(name=SOURCE_NAME)
@@ -93,11 +96,13 @@ def trigg_source(
     since: str | None = None,
     strict: bool = False,
     notes: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> list[DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
-    `since` is sent as given; without it, a first run asks from `initial_since` (default: one
-    day ago) and later runs from the cursor: the newest `metaData.UpdatedAt` loaded so far.
+    `since` is sent as given; without it, a first run asks from `initial_since` (default: every
+    customer, a full backfill) and later runs from the cursor: the newest `metaData.UpdatedAt`
+    loaded so far.
     Records that cannot be loaded go to `customers_rejected`; with `strict`, they fail the run.
     Each customer also becomes a row of `customer_versions` (see `history.py`).
 
@@ -106,7 +111,8 @@ def trigg_source(
     destinations that load parquet themselves, such as DuckDB); a body it cannot load exactly as
     dlt's normalizer would goes to the normalizer (the reference path), and why is appended to
     `notes`. Personal data is handled by the reference path only, so with `pii` other than keep
-    every response takes it.
+    every response takes it. The cursor never passes the moment the API produced the response;
+    records stamped later are loaded, and named in `warnings`.
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
@@ -117,6 +123,7 @@ def trigg_source(
         request_timeout_seconds,
         RetryPolicy(max_attempts, backoff_seconds, max_retry_wait_seconds),
         allow_insecure_http=allow_insecure_http,
+        progress=_count_download,
     )
 
     @dlt.resource(name="changed_customers", selected=False)
@@ -127,7 +134,8 @@ def trigg_source(
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
         seen = Newest(cursor)
-        with client.changed_customers(request_since) as body, ExitStack() as scratch:
+        download = client.changed_customers(request_since)
+        with download as body, ExitStack() as scratch:
             fast = (
                 _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
             )
@@ -136,6 +144,7 @@ def trigg_source(
                 yield from _fast_items(fast, fast_path_files, scratch_dir)
             else:
                 yield from _reference_batches(body, zone, strict, seen, privacy)
+            seen.moment = not_after_response(seen.moment, download, zone, warnings)
         if seen.moment is not None and seen.moment != cursor:
             state[CURSOR_KEY] = seen.moment.isoformat()
         if state.get(PII_KEY, DEFAULT_PII) != privacy.mode:
@@ -235,6 +244,10 @@ class Newest:
         self.moment = newest(self.moment, other)
 
 
+def _count_download(size: int) -> None:
+    dlt.current.pipeline().collector.update(DOWNLOADED, inc=size)
+
+
 def _reference_batches(
     body: IO[bytes], zone: ZoneInfo, strict: bool, seen: Newest, privacy: Privacy
 ) -> Iterator[Received]:
@@ -312,9 +325,10 @@ def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:
 def plan_since(
     cursor: datetime | None, lookback_minutes: int, initial_since: str | None, zone: ZoneInfo
 ) -> str:
-    """The `since` segment for a run without an explicit one."""
+    """The `since` segment for a run without an explicit one: after the cursor, or for a first
+    run `initial_since`, else a full backfill (`FULL_BACKFILL_SINCE`, before any Trigg data)."""
     if cursor is not None:
         return since_from_cursor(cursor, lookback_minutes, zone)
     if initial_since:
         return parse_since(initial_since, zone)
-    return default_initial_since(pendulum.now("UTC"), DEFAULT_INITIAL_SINCE_DAYS, zone)
+    return FULL_BACKFILL_SINCE

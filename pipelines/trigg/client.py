@@ -2,7 +2,8 @@
 
 The body is streamed from the socket into a temporary file (gzip decoded on the way), so a
 response of gigabytes costs disk, not memory, and a body cut off mid-way is noticed (its length
-falls short) and downloaded again instead of being parsed.
+falls short) and downloaded again instead of being parsed. It comes with the moment the API
+produced it (its `Date` header), the latest moment the cursor may take from it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import TracebackType
 from typing import IO
 from urllib.parse import urlsplit
 
@@ -65,6 +67,38 @@ def retry_after_seconds(header: str | None, now: datetime | None = None) -> floa
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+def response_date(header: str | None) -> datetime | None:
+    """The `Date` header (when the server produced the response) as a UTC instant, or None."""
+    if not header:
+        return None
+    try:
+        moment = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@dataclass
+class Download:
+    """A complete response body (a temporary file at offset 0) and the moment the API produced
+    it: its `Date` header, or the local clock when the response had none. `with` yields the
+    body and closes it."""
+
+    body: IO[bytes]
+    produced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __enter__(self) -> IO[bytes]:
+        return self.body
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.body.close()
+
+
 def is_loopback(host: str) -> bool:
     """Loopback hosts (the simulator) may be reached over plain http."""
     if host.lower() in LOOPBACK_NAMES:
@@ -87,7 +121,9 @@ class TriggClient:
         retry: RetryPolicy | None = None,
         allow_insecure_http: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
+        """`progress` is told the size of each chunk of the body as it arrives."""
         url = urlsplit(base_url)
         if url.scheme == "http" and not is_loopback(url.hostname or "") and not allow_insecure_http:
             raise ConfigError(
@@ -98,13 +134,14 @@ class TriggClient:
         self.timeout_seconds = timeout_seconds
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.progress = progress
         self.session = requests.Session()
         self.session.headers.update({API_KEY_HEADER: api_key, "Accept": "application/json"})
 
     def changed_customers_url(self, since: str) -> str:
         return self.base_url + CHANGED_CUSTOMERS_PATH.format(since=since)
 
-    def changed_customers(self, since: str) -> IO[bytes]:
+    def changed_customers(self, since: str) -> Download:
         """GET `/customers/changed/{since}`: the complete body in a temporary file, at offset 0.
 
         Temporary failures are retried within the policy's attempts and total wait."""
@@ -130,7 +167,7 @@ class TriggClient:
                 waited += delay
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _download(self, since: str) -> IO[bytes]:
+    def _download(self, since: str) -> Download:
         started = time.monotonic()
         try:
             response = self.session.get(
@@ -148,6 +185,7 @@ class TriggClient:
                 )
             if response.status_code != 200:
                 raise ApiError(describe_failure(response.status_code, response.content, since))
+            produced_at = response_date(response.headers.get("Date")) or datetime.now(UTC)
             body = self._spool(response)
         size = body.seek(0, 2)
         body.seek(0)
@@ -159,13 +197,15 @@ class TriggClient:
             bytes=size,
             seconds=round(time.monotonic() - started, 3),
         )
-        return body
+        return Download(body, produced_at)
 
     def _spool(self, response: requests.Response) -> IO[bytes]:
         body = tempfile.TemporaryFile(prefix="trigg-body-")  # noqa: SIM115 (the caller closes it)
         try:
             for chunk in response.iter_content(CHUNK_BYTES):
                 body.write(chunk)
+                if self.progress is not None:
+                    self.progress(len(chunk))
         except requests.exceptions.Timeout:
             body.close()
             raise TemporaryApiError(

@@ -4,7 +4,8 @@ The `customers` table keeps only the newest version; this keeps them all, so ana
 customer's points and consents over time. It is a dlt transformer fed by the same batches as the
 `customers` resource, so each version is loaded in the same load as the customer itself, and it
 merges on (customer id, updated_at): the lookback's re-deliveries replace a version, never double
-it. The fast path computes the rows in DuckDB (`FastBody`); the reference path here.
+it. The fast path computes the rows in DuckDB (`FastBody`); the reference path here. A full
+refresh keeps the table (`KEEP_ON_REFRESH`): the API cannot give back the versions it replaced.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import dlt
 from dlt.extract import DltResource
 
+from pipelines.dlt_patches.refresh_keeps import KEEP_ON_REFRESH
 from pipelines.trigg.batches import FastBatch, FastFile, Received
 from pipelines.trigg.records import Customer
 from pipelines.trigg.schema import (
@@ -52,6 +54,7 @@ def customer_versions(changed_customers: DltResource) -> DltResource:
         if rows:
             yield rows
 
+    versions.apply_hints(additional_table_hints={KEEP_ON_REFRESH: True})
     return versions
 
 

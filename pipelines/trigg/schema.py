@@ -346,7 +346,11 @@ RUN_HISTORY: Final = Relation(
         Column("started_at", "timestamp", "When the run started."),
         Column("finished_at", "timestamp", "When the run ended."),
         Column("duration_seconds", "double", "How long the run took, in seconds."),
-        _text("outcome", "succeeded or failed."),
+        _text(
+            "outcome",
+            "succeeded (its data and cursor were committed; see warnings) or failed (nothing of it"
+            " is visible).",
+        ),
         _text("error", "Why the run failed, in one sentence; empty for a successful run."),
         _text("since", "The since segment sent to the API (YYYYMMDDTHHmm, the API's zone)."),
         Column("cursor_before", "timestamp", "The cursor (newest updated_at loaded) before."),
@@ -361,6 +365,18 @@ RUN_HISTORY: Final = Relation(
         ),
         Column("load_ids", "json", "The dlt loads of this run (_dlt_loads.load_id), as JSON."),
         _text("pii", "How members' personal data was handled: keep, pseudonymize or drop."),
+        Column(
+            "full_backfill",
+            "bool",
+            "The run asked for every customer: a first run (or --full-refresh) without"
+            " initial_since.",
+        ),
+        Column(
+            "warnings",
+            "json",
+            "What went wrong without failing the run (its data and cursor were committed), as a"
+            " JSON list of sentences: views or checks not refreshed, records from the future.",
+        ),
         LOAD_ID_COLUMN,
         ROW_ID_COLUMN,
     ),

@@ -31,8 +31,12 @@ API_KEY_HEADER: Final = "x-api-key"
 
 DEFAULT_TIMEZONE: Final = "Europe/Oslo"
 DEFAULT_LOOKBACK_MINUTES: Final = 10
-DEFAULT_INITIAL_SINCE_DAYS: Final = 1
-"""With no `initial_since`, a first run asks for one day back: the API's own default."""
+FULL_BACKFILL_SINCE: Final = "20000101T0000"
+"""With no `initial_since`, a first run asks from before any Trigg data can exist: the whole
+customer base (a full backfill), not the API's own default of one day back."""
+FUTURE_SKEW_MINUTES: Final = 5
+"""How far past the response's `Date` a record's `UpdatedAt` may be before it is called a stamp
+from the future (the vendor's database and web server clocks may differ a little)."""
 DEFAULT_REQUEST_TIMEOUT_SECONDS: Final = 300.0
 DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_BACKOFF_SECONDS: Final = 1.0

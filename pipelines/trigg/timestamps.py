@@ -60,9 +60,11 @@ def since_from_cursor(cursor: datetime, lookback_minutes: int, zone: ZoneInfo) -
     return format_since(cursor - timedelta(minutes=lookback_minutes), zone)
 
 
-def default_initial_since(now: datetime, days: int, zone: ZoneInfo) -> str:
-    """The segment for a first run without `initial_since`: `days` before now."""
-    return format_since(now - timedelta(days=days), zone)
+def not_after(moment: datetime | None, limit: datetime) -> datetime | None:
+    """`moment`, but never later than `limit`: a cursor never passes the moment the response it
+    came from was produced, so one record stamped years ahead cannot make later runs ask for a
+    future that delivers nothing."""
+    return moment if moment is None or moment <= limit else limit
 
 
 def parse_since(text: str, zone: ZoneInfo) -> str:

@@ -5,6 +5,9 @@ destinations. They are written by a pipeline of their own (`trigg_customers_runs
 same local folder per warehouse): recording a run never touches the customer pipeline's state or
 its pending packages, and a failed run can be recorded even when its own load is left half-done.
 Recording is best effort: a warehouse that cannot be written cannot record the failure either.
+
+`outcome` is `succeeded` once the run's data and cursor are committed; what went wrong after that
+(the views not refreshed, records stamped in the future) is in `warnings`, a JSON list.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import dlt
 
+from pipelines.local_state import forget_loaded_packages
 from pipelines.summary import RunSummary
 from pipelines.trigg.schema import RUN_HISTORY, relation_hints
 
@@ -35,10 +39,11 @@ class RunRecorder:
         self.started_at = datetime.now(UTC)
         self.since: str | None = None
         self.cursor_before: datetime | None = None
+        self.full_backfill = False
 
-    def planned(self, since: str, cursor_before: datetime | None) -> None:
+    def planned(self, since: str, cursor_before: datetime | None, full_backfill: bool) -> None:
         """What the run is about to ask for: kept so that a failure can be recorded with it."""
-        self.since, self.cursor_before = since, cursor_before
+        self.since, self.cursor_before, self.full_backfill = since, cursor_before, full_backfill
 
     def succeeded(self, summary: RunSummary) -> None:
         """Record a successful run; a recording failure becomes a note on the summary."""
@@ -52,6 +57,7 @@ class RunRecorder:
             rows_per_table=summary.rows_per_table,
             quality_checks={check.name: check.count for check in summary.quality_checks},
             load_ids=summary.load_ids,
+            warnings=summary.warnings,
         )
         try:
             self._append(row)
@@ -87,6 +93,8 @@ class RunRecorder:
             "quality_checks": {},
             "load_ids": [],
             "pii": self.pii,
+            "full_backfill": self.full_backfill,
+            "warnings": [],
         }
 
     def _append(self, row: dict[str, Any]) -> None:
@@ -101,6 +109,7 @@ class RunRecorder:
                 columns=relation_hints(RUN_HISTORY),
             )
         )
+        forget_loaded_packages(history)
 
 
 def history_pipeline(pipeline: dlt.Pipeline) -> dlt.Pipeline:

@@ -131,13 +131,23 @@ def _cursor(connection: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def _run(connection: duckdb.DuckDBPyConnection, condition: str) -> dict[str, Any] | None:
+    """The newest run matching `condition`; a column an older version did not write is None."""
+    stored = {
+        name
+        for (name,) in connection.execute(
+            "select column_name from duckdb_columns() where database_name = current_database()"
+            " and schema_name = ? and table_name = ?",
+            [DATASET_NAME, RUN_HISTORY.name],
+        ).fetchall()
+    }
+    columns = [column for column in RUN_COLUMNS if column in stored]
     row = connection.execute(
-        f"select {', '.join(RUN_COLUMNS)} from {RUN_HISTORY.name}"
+        f"select {', '.join(columns)} from {RUN_HISTORY.name}"
         f" where {condition} order by started_at desc limit 1"
     ).fetchone()
     if row is None:
         return None
-    run = dict(zip(RUN_COLUMNS, row, strict=True))
+    run = dict.fromkeys(RUN_COLUMNS) | dict(zip(columns, row, strict=True))
     for column in JSON_COLUMNS:
         if isinstance(run[column], str):
             run[column] = json.loads(run[column])
@@ -170,6 +180,7 @@ def _run_lines(title: str, run: dict[str, Any] | None) -> list[str]:
         "                 quality checks: "
         + (", ".join(f"{name} {count:,}" for name, count in findings.items()) or "no findings")
     )
+    lines.extend(f"                 {warning}" for warning in run["warnings"] or [])
     return lines
 
 
