@@ -121,7 +121,7 @@ class Chaos:
                 if logged.get("event") == "run_start":
                     self.announced[logged["warehouse"]] += 1
                     break
-            time.sleep(self.rng.uniform(0.0, 2.0))  # the work takes 1-2 s more
+            time.sleep(self.rng.uniform(0.0, 1.5))  # the work takes 1-2 s more
             if run.poll() is None:
                 run.send_signal(signal.SIGKILL)
                 self.tally["killed"] += 1
