@@ -401,7 +401,8 @@ def report(soak: Soak, warehouse_bytes: int, fresh_bytes: int, fresh_diff: tuple
         ),
         (
             "dlt's local data: after the first run, the first tenth, at the end",
-            " / ".join(_mb(sizes[k]) for k in sizes),
+            " / ".join(_mb(sizes[k]) for k in sizes)
+            + f" (end {sizes['at the end'] / sizes['after the first tenth']:.2f}x the first tenth)",
             "end <= 50 MB and <= first tenth +10%",
             sizes["at the end"] <= 50 * MB
             and sizes["at the end"] <= 1.1 * sizes["after the first tenth"],
@@ -478,7 +479,7 @@ def _top_reason(reasons: Counter[str]) -> str:
 
 
 def _mb(size: int) -> str:
-    return f"{size / MB:.1f} MB"
+    return f"{size / MB:.{1 if size >= MB else 2}f} MB"
 
 
 def trigg_command() -> list[str]:
