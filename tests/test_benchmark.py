@@ -70,4 +70,5 @@ def test_the_soak_runs_at_a_tiny_size_and_loses_or_doubles_nothing(tmp_path: Pat
     assert len(rows) == 10, result.stdout  # the header and nine figures
     results = json.loads((tmp_path / "soak.json").read_text())
     assert results["killed_mid_load"] == 1 and results["exit_codes"]["1"] == 1
+    assert results["unexpected_failures"] == [], result.stdout  # every other run exits 0
     assert (results["worst_lost"], results["worst_doubled"]) == (0, 0), result.stdout
