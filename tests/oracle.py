@@ -3,17 +3,20 @@ pipeline's code, and what it does hold, read from DuckDB in the same canonical f
 
 Every table becomes a sorted list of tuples that carry the owning customer's id (and promotion id)
 instead of dlt's join columns, so comparing two warehouses compares business content only.
+
+No pytest here: the soak benchmark (`benchmarks/soak.py`) judges its warehouse with it too.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipelines.simulator import SimulatedCustomer
+from pipelines.simulator import SimulatedCustomer, TriggSimulator
 from tests.targets import Target, as_target
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -262,6 +265,22 @@ def row_counts(target: Target | str) -> dict[str, int]:
         for name in sorted(target.base_tables())
         if not name.startswith("_dlt")
     }
+
+
+def differences(warehouse: Target | str, simulator: TriggSimulator) -> tuple[int, int]:
+    """(rows lost, rows doubled or stale) between the warehouse and the simulator's state now:
+    a row the source has and the warehouse lacks is lost; one the warehouse has too often, or
+    that the source no longer has (an old version, a changed customer's old child row, an orphan
+    the oracle's joins do not reach), is doubled."""
+    expected = expected_tables(simulator.store.snapshot())
+    actual = warehouse_tables(warehouse)
+    counts = row_counts(warehouse)
+    lost = doubled = 0
+    for table, rows in expected.items():
+        want, have = Counter(rows), Counter(actual[table])
+        lost += sum((want - have).values())
+        doubled += sum((have - want).values()) + max(0, counts.get(table, 0) - len(actual[table]))
+    return lost, doubled
 
 
 VERSION_POINTS = ("points", "pointsActive", "pointsPending", "pointsExpired", "pointsTotal")

@@ -56,3 +56,28 @@ def test_the_memory_tradeoff_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> No
     ]
     assert len(rows) == 6, result.stdout  # the header and five measurements
     assert all(row.split("|")[2].strip() not in ("", "-") for row in rows[1:]), result.stdout
+
+
+def test_the_soak_runs_at_a_tiny_size_and_loses_or_doubles_nothing(tmp_path: Path) -> None:
+    # eight runs an hour apart still meet every event: the new field, bad records, the future
+    # stamp, the night the clocks go back, an outage run and a run killed mid-load
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/soak.py",
+            *("--runs", "8", "--tick-minutes", "60", "--customers", "100"),
+            *("--out", str(tmp_path)),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| what | measured | target | met |", result.stdout
+    assert len(rows) == 10, result.stdout  # the header and nine figures
+    results = json.loads((tmp_path / "soak.json").read_text())
+    assert results["killed_mid_load"] == 1 and results["exit_codes"]["1"] == 1
+    assert results["unexpected_failures"] == [], result.stdout  # every other run exits 0
+    assert (results["worst_lost"], results["worst_doubled"]) == (0, 0), result.stdout

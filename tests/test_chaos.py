@@ -1,11 +1,16 @@
 """The chaos suite: the real `trigg run`, killed with SIGKILL at seeded random moments while the
 simulator changes customers and misbehaves; a plain rerun always converges to the source.
 
-`CHAOS_ROUNDS` and `CHAOS_SEED` scale and vary it (defaults keep CI to about a minute).
+The simulator runs on simulated time that moves on between rounds by more than the lookback, and
+some changes are published late (stamped a few minutes before the newest one already served): a
+cursor that skips ahead, or a lookback too short, loses rows the oracle sees. The two tests after
+the suite prove it by breaking the cursor on purpose. `CHAOS_ROUNDS` and `CHAOS_SEED` scale and
+vary it (defaults keep CI to about a minute per warehouse).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -13,17 +18,27 @@ import signal
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from pipelines.simulator import Fault, TriggSimulator
+from pipelines.runner import as_warehouse
+from pipelines.simulator import Fault, SimulatedClock, TriggSimulator
+from pipelines.trigg.settings import DEFAULT_LOOKBACK_MINUTES
 from tests.conftest import TRIGG, run_trigg, trigg_env
-from tests.oracle import expected_tables, row_counts, warehouse_tables
-from tests.targets import Target
+from tests.oracle import differences
+from tests.targets import Target, duckdb_target
 
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "16"))
 SEED = int(os.environ.get("CHAOS_SEED", "20261127"))
+START = datetime(2026, 3, 2, 8, 0)
+"""Simulated time starts here (Oslo wall-clock time), far from the machine's own clock."""
+INITIAL_SINCE = "2026-03-01"
+"""Before every generated customer's last change (at most 20 hours before the start)."""
+MINUTES_PER_ROUND = (7, 60)
+"""Simulated minutes between rounds: mostly more than the lookback (10)."""
 
 FAULTS = {
     "503": lambda rng: Fault(status=503),
@@ -43,76 +58,168 @@ BAD_RECORDS = {
 }
 
 
-def differences(warehouse: Target | str, simulator: TriggSimulator) -> tuple[int, int]:
-    """(rows lost, rows doubled or stale) between the warehouse and the simulator's state."""
-    expected = expected_tables(simulator.store.snapshot())
-    actual = warehouse_tables(warehouse)
-    counts = row_counts(warehouse)
-    lost = doubled = 0
-    for table, rows in expected.items():
-        want, have = Counter(rows), Counter(actual[table])
-        lost += sum((want - have).values())
-        doubled += sum((have - want).values()) + max(0, counts.get(table, 0) - len(actual[table]))
-    return lost, doubled
+@dataclass
+class Chaos:
+    """One warehouse under chaos: the simulator on simulated time, and the runs of `trigg run`."""
+
+    simulator: TriggSimulator
+    clock: SimulatedClock
+    target: Target
+    cwd: Path
+    rng: random.Random
+    env: dict[str, str]
+    newest_stamp: datetime
+    """The newest change stamp so far: late changes are stamped a little before it."""
+    tally: Counter[str] = field(default_factory=Counter)
+    announced: Counter[str] = field(default_factory=Counter)
+    """The warehouses the killed runs announced in their `run_start` event."""
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        """`trigg run` into the round's warehouse (`--destination postgres` for PostgreSQL)."""
+        return ("run", *self.target.cli_args)
+
+    def next_round(
+        self, minutes: int | None = None, late: bool | None = None, misbehave: bool = True
+    ) -> None:
+        """Maybe a late change (`late` decides, or chance), then simulated time moves on and
+        customers change; with `misbehave`, maybe a fault for the next request and a bad record
+        in every answer."""
+        rng = self.rng
+        if rng.random() < 0.5 if late is None else late:
+            minutes_late = rng.randint(1, DEFAULT_LOOKBACK_MINUTES - 1)
+            self.simulator.change(
+                rng.randint(1, 3), at=self.newest_stamp - timedelta(minutes=minutes_late)
+            )
+            self.tally["late-stamped"] += 1
+        self.clock.advance(minutes=minutes or rng.randint(*MINUTES_PER_ROUND))
+        self.simulator.change(rng.randint(5, 40))
+        self.newest_stamp = self.clock()
+        self.simulator.faults.clear()  # a fault the last round's run died before meeting
+        fault = rng.choice([None, None, *FAULTS]) if misbehave else None
+        if fault:
+            self.simulator.inject(FAULTS[fault](rng))
+            self.tally[f"fault:{fault}"] += 1
+        bad = rng.choice([None, None, *BAD_RECORDS]) if misbehave else None
+        self.simulator.extra_envelopes = [BAD_RECORDS[bad]] if bad else []
+        self.tally["bad-input"] += bool(bad)
+
+    def killed_run(self) -> None:
+        """`trigg run`, killed with SIGKILL at a random moment of its work (after it announced
+        its start), if it has not finished by then. The warehouse it announced is kept."""
+        with subprocess.Popen(
+            [*TRIGG, "--log-format", "json", *self.command],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as run:
+            assert run.stdout is not None
+            for line in run.stdout:  # start-up takes ~1.3 s: the kill waits for the work
+                logged = json.loads(line) if line.startswith("{") else {}
+                if logged.get("event") == "run_start":
+                    self.announced[logged["warehouse"]] += 1
+                    break
+            time.sleep(self.rng.uniform(0.0, 1.5))  # the work takes 1-2 s more
+            if run.poll() is None:
+                run.send_signal(signal.SIGKILL)
+                self.tally["killed"] += 1
+            else:
+                self.tally["finished" if run.returncode == 0 else "failed"] += 1
+            run.communicate()
+
+    def converges(self) -> tuple[int, int]:
+        """The suite's check: a plain rerun succeeds; then (rows lost, rows doubled)."""
+        self.simulator.extra_envelopes = []
+        rerun = run_trigg(*self.command, env=self.env, cwd=self.cwd)
+        assert rerun.returncode == 0, rerun.stderr
+        return differences(self.target, self.simulator)
 
 
 @pytest.fixture
-def chaos_simulator() -> TriggSimulator:
-    with TriggSimulator(customers=400, seed=SEED) as running:
+def chaos_clock() -> SimulatedClock:
+    return SimulatedClock(START)
+
+
+@pytest.fixture
+def chaos_simulator(chaos_clock: SimulatedClock) -> TriggSimulator:
+    with TriggSimulator(customers=400, seed=SEED, clock=chaos_clock) as running:
         yield running
 
 
+def chaos_for(
+    simulator: TriggSimulator, clock: SimulatedClock, target: Target, cwd: Path, **env: str
+) -> Chaos:
+    settings = {
+        "SOURCES__TRIGG__INITIAL_SINCE": INITIAL_SINCE,
+        "SOURCES__TRIGG__BACKOFF_SECONDS": "0.05",
+        "SOURCES__TRIGG__REQUEST_TIMEOUT_SECONDS": "5",
+        **env,
+    }
+    environment = trigg_env(simulator, target, **settings)
+    newest = max(customer.updated_at for customer in simulator.store.snapshot())
+    return Chaos(simulator, clock, target, cwd, random.Random(SEED), environment, newest)
+
+
 def test_kill_minus_9_at_random_moments_never_loses_or_doubles_a_row(
-    chaos_simulator: TriggSimulator, tmp_path: Path, target: Target
+    chaos_simulator: TriggSimulator, chaos_clock: SimulatedClock, tmp_path: Path, target: Target
 ) -> None:
-    simulator = chaos_simulator
-    rng = random.Random(SEED)
-    warehouse = target
-    command = ("run", *target.cli_args)
-    env = trigg_env(
-        simulator,
-        warehouse,
-        SOURCES__TRIGG__BACKOFF_SECONDS="0.05",
-        SOURCES__TRIGG__REQUEST_TIMEOUT_SECONDS="5",
-    )
-    tally: Counter[str] = Counter()
+    chaos = chaos_for(chaos_simulator, chaos_clock, target, tmp_path)
     for round_number in range(ROUNDS):
-        simulator.change(rng.randint(5, 40))
-        fault = rng.choice([None, None, *FAULTS])
-        if fault:
-            simulator.inject(FAULTS[fault](rng))
-            tally[f"fault:{fault}"] += 1
-        bad = rng.choice([None, None, *BAD_RECORDS])
-        simulator.extra_envelopes = [BAD_RECORDS[bad]] if bad else []
-        tally["bad-input"] += bool(bad)
-        with subprocess.Popen(
-            [*TRIGG, "run"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as run:
-            time.sleep(rng.uniform(0.8, 3.2))  # start-up ~1.3 s, a run 1-2 s more
-            if run.poll() is None:
-                run.send_signal(signal.SIGKILL)
-                tally["killed"] += 1
-            else:
-                tally["finished" if run.returncode == 0 else "failed"] += 1
-            run.wait()
+        chaos.next_round()
+        chaos.killed_run()
         if round_number % 4 == 3:  # a plain rerun converges, whatever happened before
-            simulator.extra_envelopes = []
-            rerun = run_trigg(*command, env=env, cwd=tmp_path)
-            assert rerun.returncode == 0, rerun.stderr
-            assert differences(warehouse, simulator) == (0, 0), f"after round {round_number}"
-    simulator.extra_envelopes = []
-    final = run_trigg(*command, env=env, cwd=tmp_path)
-    assert final.returncode == 0, final.stderr
-    lost, doubled = differences(warehouse, simulator)
-    tried = dict(sorted(tally.items()))
-    print(f"\nchaos ({target.kind}): {ROUNDS} rounds, {tried}; lost {lost}, doubled {doubled}")
+            assert chaos.converges() == (0, 0), f"after round {round_number}"
+    lost, doubled = chaos.converges()
+    tried = dict(sorted(chaos.tally.items()))
+    hours = (chaos_clock.utc() - SimulatedClock(START).utc()) / timedelta(hours=1)
+    print(f"\nchaos ({target.kind}): {ROUNDS} rounds over {hours:.1f} simulated hours, {tried};")
+    print(f"lost {lost}, doubled {doubled}")
     assert (lost, doubled) == (0, 0)
-    assert tally["killed"] >= ROUNDS // 4, "the kills must actually interrupt runs"
+    assert chaos.tally["killed"] >= ROUNDS // 4, "the kills must actually interrupt runs"
+    assert chaos.tally["late-stamped"] >= ROUNDS // 4, "late changes must make the lookback matter"
+    # every killed run loaded into the round's warehouse, and no other warehouse appeared
+    assert chaos.announced == {str(as_warehouse(target.warehouse)): ROUNDS}
+    expected_files = {Path(target.warehouse)} if target.kind == "duckdb" else set()
+    assert set(tmp_path.glob("*.duckdb")) == expected_files
+
+
+def test_the_chaos_check_catches_a_cursor_that_skips_ahead(
+    chaos_simulator: TriggSimulator, chaos_clock: SimulatedClock, tmp_path: Path
+) -> None:
+    """Breaking the cursor on purpose: one run asks from later than changes it never loaded
+    (`--since`), so the cursor skips past them by more than the lookback; the check must fail."""
+    chaos = chaos_for(
+        chaos_simulator, chaos_clock, duckdb_target(str(tmp_path / "w.duckdb")), tmp_path
+    )
+    assert chaos.converges() == (0, 0)
+    chaos.next_round(minutes=30, misbehave=False)  # changes no run loads (a run killed early)
+    chaos.next_round(minutes=30, misbehave=False)
+    skipping = (chaos_clock() - timedelta(minutes=1)).strftime("%Y%m%dT%H%M")
+    ahead = run_trigg(*chaos.command, "--since", skipping, env=chaos.env, cwd=tmp_path)
+    assert ahead.returncode == 0, ahead.stderr
+
+    lost, _ = chaos.converges()
+
+    assert lost > 0, "a cursor that skipped changes must fail the chaos suite's check"
+
+
+def test_the_chaos_check_catches_a_lookback_too_short_for_late_changes(
+    chaos_simulator: TriggSimulator, chaos_clock: SimulatedClock, tmp_path: Path
+) -> None:
+    """Breaking the lookback on purpose: with none, a change published late (stamped before the
+    cursor) is never asked for; the check must fail."""
+    warehouse = duckdb_target(str(tmp_path / "w.duckdb"))
+    chaos = chaos_for(
+        chaos_simulator, chaos_clock, warehouse, tmp_path, SOURCES__TRIGG__LOOKBACK_MINUTES="0"
+    )
+    assert chaos.converges() == (0, 0)
+    chaos.next_round(late=True, misbehave=False)
+
+    lost, _ = chaos.converges()
+
+    assert lost > 0, "a lookback too short for late changes must fail the chaos suite's check"
 
 
 def test_a_deleted_warehouse_is_noticed_loudly_and_rebuilt_from_initial_since(

@@ -356,13 +356,16 @@ class CustomerStore:
         """Every customer as the service holds it now."""
         return self.changed_since(datetime.min)
 
-    def change(self, count: int) -> list[str]:
+    def change(self, count: int, at: datetime | None = None) -> list[str]:
         """Apply `count` realistic changes (points, promotions added and removed, redemptions,
-        consents, stamps, new members) and stamp each changed customer with the clock's now."""
+        consents, stamps, new members) and stamp each changed customer with the clock's now, or
+        with `at` (a change published late, or a clock gone wrong). A customer's stamps only
+        ever grow: one already stamped later gets its last stamp plus a second."""
         changed: list[str] = []
         with self.lock:
             rng = self.generator.rng
             now = self.clock().replace(microsecond=0)
+            stamp = now if at is None else at.replace(microsecond=0)
             for _ in range(count):
                 if rng.random() < 0.1:
                     customer = self.generator.customer(now)
@@ -370,7 +373,7 @@ class CustomerStore:
                 else:
                     customer = self.customers[rng.choice(sorted(self.customers))]
                     self.change_one(customer, now)
-                customer.updated_at = max(now, customer.updated_at + timedelta(seconds=1))
+                customer.updated_at = max(stamp, customer.updated_at + timedelta(seconds=1))
                 changed.append(customer.data["id"])
         return changed
 

@@ -3,7 +3,11 @@
 It behaves like the real service as far as it is known: `x-api-key` is checked (401 with the API's
 error body otherwise), the `since` segment is parsed (400 for a malformed one), an empty segment
 means one day back, and the response shape is selectable. Faults for the next requests (status
-codes, `Retry-After`, delays, a body cut off mid-way, a non-JSON body) are queued with `inject`.
+codes, `Retry-After`, delays, a body cut off mid-way, a non-JSON body) are queued with `inject`;
+`schedule` gives every request within a span of the service's time a fault (an outage).
+
+Its time is the real clock unless a `SimulatedClock` is given: then change stamps, the empty
+`since` and the `Date` header of every answer all follow simulated time.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from pipelines.simulator.clock import RealClock, SimulatedClock, as_instant
 from pipelines.simulator.data import CustomerStore, SimulatedCustomer
 
 DEMO_API_KEY = "demo-key"
@@ -49,6 +54,16 @@ class Fault:
     content_type: str = "application/json"
     disconnect: bool = False
     """Close the connection without answering."""
+
+
+@dataclass
+class ScheduledFault:
+    """`fault` for every request that arrives while the service's time is in [start, end)."""
+
+    fault: Fault
+    start: datetime
+    end: datetime
+    """Instants (UTC)."""
 
 
 @dataclass
@@ -80,7 +95,10 @@ class TriggSimulator:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.zone = ZoneInfo(timezone)
-        self.clock = clock or (lambda: datetime.now(self.zone).replace(tzinfo=None))
+        if isinstance(clock, SimulatedClock) and clock.zone != self.zone:
+            raise ValueError(f"the clock runs in {clock.zone}, the service in {self.zone}")
+        self.clock: Callable[[], datetime] = clock or RealClock(self.zone)
+        """The service's now as naive wall-clock time in its zone (what it stamps changes with)."""
         self.store = CustomerStore(customers, seed, self.clock, self.zone)
         self.api_key = api_key
         self.shape: Shape = shape
@@ -92,6 +110,12 @@ class TriggSimulator:
         """Serve this file's bytes instead of rendering (benchmarks: gigabytes, held on disk)."""
         self.extra_envelopes: list[Any] = []
         """Served after the real customers on every answer: broken records, for quarantine tests."""
+        self.stamped_envelopes: list[tuple[datetime, Any]] = []
+        """(UpdatedAt as naive wall-clock time, envelope): served after the real customers like a
+        change, to every `since` at or before the stamp (a bad record the lookback re-sends)."""
+        self.added_fields: dict[str, Callable[[SimulatedCustomer], Any]] = {}
+        """Fields the vendor added: every customer served carries them, valued by the function."""
+        self.scheduled: list[ScheduledFault] = []
         self._server: ThreadingHTTPServer | None = None
 
     # -- the service's behaviour ------------------------------------------------------------
@@ -100,19 +124,40 @@ class TriggSimulator:
         """Queue `fault` for the next `times` requests."""
         self.faults.extend(fault for _ in range(times))
 
-    def change(self, count: int) -> list[str]:
-        """Let `count` customers change now; returns their ids."""
-        return self.store.change(count)
+    def schedule(self, fault: Fault, start: datetime, end: datetime) -> None:
+        """Answer every request in [start, end) of the service's time with `fault`, a status
+        fault such as `Fault(status=503)` (naive times are wall-clock times in its zone)."""
+        if fault.status == 200 and fault.body is None:
+            raise ValueError("only a status fault (or a body) can be scheduled")
+        self.scheduled.append(
+            ScheduledFault(fault, as_instant(start, self.zone), as_instant(end, self.zone))
+        )
+
+    def now(self) -> datetime:
+        """The service's present instant (UTC): the `Date` header of its answers."""
+        utc = getattr(self.clock, "utc", None)
+        return utc() if callable(utc) else as_instant(self.clock(), self.zone)
+
+    def scheduled_fault(self) -> Fault | None:
+        now = self.now()
+        return next((s.fault for s in self.scheduled if s.start <= now < s.end), None)
+
+    def change(self, count: int, at: datetime | None = None) -> list[str]:
+        """Let `count` customers change now; returns their ids. `at` stamps them earlier (or
+        later) than now: a change the service publishes late, or a clock gone wrong."""
+        return self.store.change(count, at)
 
     def served(self, since: datetime) -> list[SimulatedCustomer]:
         return self.store.changed_since(since)
 
     def render_since(self, since: datetime) -> bytes:
         """The body for `since`, dumped straight from the live store (no copies)."""
-        return self.store.render_since(since, self.render)
+        stamped = [envelope for at, envelope in self.stamped_envelopes if at >= since]
+        return self.store.render_since(since, lambda customers: self.render(customers, stamped))
 
-    def render(self, customers: list[SimulatedCustomer]) -> bytes:
-        envelopes = [customer.envelope() for customer in customers] + self.extra_envelopes
+    def render(self, customers: list[SimulatedCustomer], stamped: list[Any] | None = None) -> bytes:
+        envelopes = [self.envelope(customer) for customer in customers]
+        envelopes += [*(stamped or []), *self.extra_envelopes]
         body: Any
         if self.shape == "array":
             body = envelopes
@@ -127,6 +172,13 @@ class TriggSimulator:
         else:
             raise ValueError("the 'single' shape serves one customer at a time")
         return json.dumps(body, ensure_ascii=False).encode()
+
+    def envelope(self, customer: SimulatedCustomer) -> dict[str, Any]:
+        envelope = customer.envelope()
+        if self.added_fields:
+            added = {name: value(customer) for name, value in self.added_fields.items()}
+            envelope["data"] = {**envelope["data"], **added}
+        return envelope
 
     def parse_since(self, segment: str) -> datetime | None:
         if segment == "":
@@ -169,12 +221,28 @@ class TriggSimulator:
         self.stop()
 
 
+def _failed(fault: Fault, detail: str) -> tuple[int, bytes, dict[str, str]]:
+    """The answer of a status fault: its body, or the API's error body."""
+    headers = {"Content-Type": fault.content_type}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = fault.retry_after
+    body = fault.body or error_body(fault.status, "Simulated fault", detail)
+    return fault.status, body, headers
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "TriggSimulator/1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read `requests`
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header: the service's time, simulated or real."""
+        if timestamp is None:
+            simulator: TriggSimulator = self.server.simulator  # type: ignore[attr-defined]
+            timestamp = simulator.now().timestamp()
+        return super().date_time_string(timestamp)
 
     def do_GET(self) -> None:
         simulator: TriggSimulator = self.server.simulator  # type: ignore[attr-defined]
@@ -200,19 +268,16 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> tuple[int, bytes | Path, dict[str, str]]:
         if route is None:
             return 404, error_body(404, "Not Found", f"No route for {self.path}"), {}
+        outage = simulator.scheduled_fault()
+        if outage is not None:  # a gateway in trouble answers before the key is checked
+            return _failed(outage, "Scheduled by the test")
         if self.headers.get("x-api-key") != simulator.api_key:
             return 401, error_body(401, "Unauthorized", "Missing or invalid API key"), {}
         fault = simulator.faults.popleft() if simulator.faults else None
         if fault is not None:
             time.sleep(fault.delay_seconds)
             if fault.status != 200 or fault.body is not None:
-                headers = {"Content-Type": fault.content_type}
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = fault.retry_after
-                body = fault.body
-                if body is None:
-                    body = error_body(fault.status, "Simulated fault", "Injected by the test")
-                return fault.status, body, headers
+                return _failed(fault, "Injected by the test")
         since = simulator.parse_since(since_segment)
         if since is None:
             detail = [f"Invalid timestamp '{since_segment}'", "Expected format yyyyMMddTHHmm"]
