@@ -195,14 +195,20 @@ def _load(
             lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
         )
         quality_checks = _when_unlocked(lambda: after_load(pipeline), warehouse, deadline)
-    rows = _rows_written(pipeline)
+        rows = _rows_written(pipeline)
+        load_ids = list(load_info.loads_ids) if load_info else []
+        quarantined = (
+            _when_unlocked(lambda: _newly_quarantined(pipeline, load_ids), warehouse, deadline)
+            if rows.get(REJECTED_TABLE)
+            else 0
+        )
     event(
         "load",
         f"loaded {sum(rows.values()):,} rows into {warehouse}",
         load_ids=list(load_info.loads_ids) if load_info else [],
         rows_per_table=rows,
     )
-    for note in [*_quarantine_notes(rows), *_new_field_notes(load_info)]:
+    for note in [*_quarantine_notes(rows, quarantined), *_new_field_notes(load_info)]:
         event("warning", note, logging.WARNING)
         notes.append(note)
     return RunSummary(
@@ -309,13 +315,26 @@ def _rows_written(pipeline: dlt.Pipeline) -> dict[str, int]:
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
 
 
-def _quarantine_notes(rows: dict[str, int]) -> list[str]:
+def _newly_quarantined(pipeline: dlt.Pipeline, load_ids: list[str]) -> int:
+    """Rows this run added to the quarantine: a record quarantined before keeps its first row."""
+    if not load_ids:
+        return 0
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name(REJECTED_TABLE)
+        loads = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt's numeric load ids
+        rows = client.execute_sql(f"select count(*) from {table} where _dlt_load_id in ({loads})")
+    return int(rows[0][0]) if rows else 0
+
+
+def _quarantine_notes(rows: dict[str, int], new: int) -> list[str]:
     rejected = rows.get(REJECTED_TABLE, 0)
     if not rejected:
         return []
+    already = f", {rejected - new} already there from an earlier run" if rejected > new else ""
     return [
         f"WARNING: {rejected} record(s) could not be loaded and were quarantined in"
-        f" {DATASET_NAME}.{REJECTED_TABLE} (see its reason column); the rest loaded"
+        f" {DATASET_NAME}.{REJECTED_TABLE} ({new} new{already}; see its reason column);"
+        " the rest loaded"
     ]
 
 

@@ -198,17 +198,23 @@ def _fast_items(
     fast: FastBody, files: bool, scratch_dir: str | None
 ) -> Iterator[Declaration | FastBatch | FastFile]:
     """The fast path's tables, as parquet files or as Arrow batches, `customer_versions` last;
-    first the hints of the columns and child tables dlt does not know yet.
+    right before a table's first rows, the hints of its columns dlt does not know yet (and of
+    the table itself, if new): dlt reads a table's hints when it meets its first rows.
 
     The files outlive the scratch database: dlt hands them to the transformers after this
     resource has finished. Each is removed once dlt has linked it into the load package."""
     load_id = dlt.current.load_package_state()["load_id"]
-    for table, declared in fast.new_hints().items():
-        yield from map(Declaration, _table_hints(table, declared))
+    undeclared = {
+        table: list(map(Declaration, _table_hints(table, declared)))
+        for table, declared in fast.new_hints().items()
+    }
     if files:
-        yield from fast.export(load_id, tempfile.mkdtemp(prefix="trigg-files-", dir=scratch_dir))
+        for file in fast.export(load_id, tempfile.mkdtemp(prefix="trigg-files-", dir=scratch_dir)):
+            yield from undeclared.pop(file.table, [])
+            yield file
         return
     for table, arrow_batch in fast.batches(load_id):
+        yield from undeclared.pop(table, [])
         yield FastBatch(table, arrow_batch)
     for arrow_batch in fast.versions(load_id):
         yield FastBatch(VERSIONS.name, arrow_batch)

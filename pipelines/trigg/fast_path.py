@@ -135,6 +135,9 @@ class FastBody:
         self.parts = parts
         self.convert = timestamp_sql(zone, [])
         self.body = "body"
+        """The records on the fast path: one copy of each customer, its newest."""
+        self.versions_body = "body"
+        """The records of `customer_versions`: one copy of each version."""
         self.customers = 0
         self.python_rows = 0
         """Records that take the Python way: flagged ones and the other copies of their ids."""
@@ -231,6 +234,7 @@ class FastBody:
         row = self.connection.sql("SELECT count(*) FROM python_rows").fetchone()
         self.python_rows = row[0] if row else 0
         self.body = "(SELECT * FROM body WHERE rowid NOT IN (SELECT position FROM python_rows))"
+        self.versions_body = self.body
 
     def python_records(self) -> Iterator[tuple[int, str]]:
         """(position, JSON text as sent) of each record for the Python way, in the body's order.
@@ -282,19 +286,26 @@ class FastBody:
         self.convert = timestamp_sql(self.zone, repeated)
 
     def _drop_older_copies(self, fast: str) -> None:
-        """Keep one version per customer: the newest `updated_at`, the later position on a tie."""
+        """Keep one version per customer: the newest `updated_at`, the later position on a tie.
+        `customer_versions` keeps every version (one copy of each: the later)."""
+        updated = self.plan.updated_at_sql(self.convert)
         self.connection.execute(
-            f"""CREATE TABLE older_copies AS SELECT position FROM (
-                    SELECT b.rowid AS position, row_number() OVER (
-                        PARTITION BY {self.plan.id_sql()}
-                        ORDER BY {self.plan.updated_at_sql(self.convert)} DESC NULLS LAST,
-                                 b.rowid DESC) AS newest
+            f"""CREATE TABLE copies AS SELECT position, same_version FROM (
+                    SELECT b.rowid AS position,
+                        row_number() OVER (PARTITION BY {self.plan.id_sql()}
+                            ORDER BY {updated} DESC NULLS LAST, b.rowid DESC) AS newest,
+                        row_number() OVER (PARTITION BY {self.plan.id_sql()}, {updated}
+                            ORDER BY b.rowid DESC) AS same_version
                     FROM {fast} b)
                 WHERE newest > 1"""
         )
         if self.python_rows:
-            self.connection.execute("INSERT INTO older_copies SELECT position FROM python_rows")
-        self.body = "(SELECT * FROM body WHERE rowid NOT IN (SELECT position FROM older_copies))"
+            self.connection.execute("INSERT INTO copies SELECT position, 2 FROM python_rows")
+        self.body = "(SELECT * FROM body WHERE rowid NOT IN (SELECT position FROM copies))"
+        self.versions_body = (
+            "(SELECT * FROM body WHERE rowid NOT IN"
+            " (SELECT position FROM copies WHERE same_version > 1))"
+        )
 
     def newest_updated_at(self) -> datetime | None:
         """The cursor candidate: the newest `updated_at` of the customers on the fast path."""
@@ -308,7 +319,7 @@ class FastBody:
         for table in self.plan.tables:
             if table.only_empty:
                 continue
-            if table.new and table.parent is not None:
+            if table.declared and table.parent is not None:
                 found[table.table.name] = TableHints(table.hints(), table.parent.table.name)
             elif columns := table.new_hints():
                 found[table.table.name] = TableHints(columns)
@@ -372,13 +383,13 @@ class FastBody:
         )
         count, join = "0", ""
         if promotions is not None:
-            rows = self.plan.select_sql(promotions, self.convert, load_id, self.body)
+            rows = self.plan.select_sql(promotions, self.convert, load_id, self.versions_body)
             join = (
                 f"LEFT JOIN (SELECT {ROOT_KEY} AS root, count(*) AS n FROM ({rows}) GROUP BY 1) p"
                 f" ON p.root = c.{ROW_KEY}"
             )
             count = "coalesce(p.n, 0)"
-        customers = self.plan.select_sql(root, self.convert, load_id, self.body)
+        customers = self.plan.select_sql(root, self.convert, load_id, self.versions_body)
         version_key = f"c.{quote(PRIMARY_KEY)} || '|' || CAST(c.{quote(UPDATED_AT)} AS VARCHAR)"
         return (
             f"SELECT {', '.join(columns)}, CAST({count} AS BIGINT) AS promotions,"

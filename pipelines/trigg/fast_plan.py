@@ -259,8 +259,9 @@ class TablePlan:
     """DuckDB could not type the list's items (it only saw empty lists): they must stay empty."""
     nulls: list[tuple[str, ...]] = field(default_factory=list)
     """Keys of objects DuckDB only saw as null (no columns come from them while they are)."""
-    new: bool = False
-    """A child table dlt does not know yet: it is declared with the first rows (`hints`)."""
+    declared: bool = False
+    """A child table the spec does not list: no hints at the source's start make it a child
+    table of `customers`, so it is declared with its rows in every load (`hints`)."""
 
     @property
     def depth(self) -> int:
@@ -819,7 +820,7 @@ def _list(
         parent,
         keys,
         known=_known(table.name, pinned, context.stored),
-        new=pinned is None and table.name not in context.stored,
+        declared=pinned is None,
     )
     context.tables.append(child)
     (_, item), *_ = detected.children

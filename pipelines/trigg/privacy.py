@@ -39,6 +39,8 @@ WHITESPACE: Final = (
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 """What `str.strip()` strips: every character `str.isspace()` holds true for."""
+LOWERED_OTHERWISE: Final = "[\u0130\u03a3]"
+"""The characters DuckDB's `lower` maps unlike `str.lower()` (a test compares every one)."""
 _EMAIL = re.compile(r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$")
 _PHONE = re.compile(r"^\s*(\+|00)?[\d\s().-]{8,20}$")
 
@@ -180,11 +182,14 @@ class SqlPrivacy:
         return stripped  # names: trimmed only
 
     def needs_python(self, field: str, text: str) -> str:
-        """E-mails and phone numbers with non-ASCII characters: Python lower-cases and finds
-        digits by Unicode's rules, which SQL's may not match."""
+        """Where SQL might not match Python: e-mails holding one of the two characters DuckDB's
+        `lower` maps otherwise (`İ`, and `Σ`, which Python lowers by its place in the word), and
+        phone numbers holding digits other than ASCII's (Python's `\\D` knows them all)."""
         if self.privacy.mode == "drop" or field not in ("email", "mobilePhone"):
             return "false"
-        return f"regexp_matches({text}, '[^\\x00-\\x7f]')"
+        if field == "email":
+            return f"regexp_matches({text}, {_sql_literal(LOWERED_OTHERWISE)})"
+        return f"regexp_matches(regexp_replace({text}, '[0-9]', '', 'g'), '\\p{{Nd}}')"
 
     @staticmethod
     def pseudonym(normalized: str) -> str:

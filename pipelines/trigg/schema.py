@@ -240,8 +240,11 @@ def root_column_hints() -> dict[str, TColumnSchema]:
 
 
 def quarantine_column_hints() -> dict[str, TColumnSchema]:
-    """Hints for `customers_rejected`."""
-    return _column_hints(QUARANTINE)
+    """Hints for `customers_rejected`. Its key may be null: rows quarantined before it existed
+    have none (and a warehouse cannot add a NOT NULL column to a table holding rows)."""
+    hints = _column_hints(QUARANTINE)
+    hints[QUARANTINE_KEY] = {**hints[QUARANTINE_KEY], "nullable": True}
+    return hints
 
 
 def relation_hints(relation: Relation) -> dict[str, TColumnSchema]:
