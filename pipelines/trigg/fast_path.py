@@ -188,18 +188,17 @@ class FastBody:
             return
         firsts = [self.plan.first_value_sql(table, leaf) for table, leaf in pending]
         columns = ", ".join(f"{first} AS f{n}" for n, first in enumerate(firsts))
+        source = (
+            f"(SELECT b.rowid AS position, b.rowid NOT IN (SELECT position FROM flagged) AS clean,"
+            f" {columns} FROM body b)"
+        )
         found = ", ".join(
             f"arg_min(f{n}, position) FILTER (WHERE f{n} IS NOT NULL AND clean),"
             f" min(position) FILTER (WHERE f{n} IS NOT NULL AND clean),"
             f" min(position) FILTER (WHERE f{n} IS NOT NULL)"
             for n in range(len(firsts))
         )
-        source = (
-            f"SELECT b.rowid AS position, b.rowid NOT IN (SELECT position FROM flagged) AS clean,"
-            f" {columns} FROM body b"
-        )
-        self.connection.execute(f"CREATE TEMP TABLE firsts AS {source}")
-        row = self.connection.sql(f"SELECT {found} FROM firsts").fetchone()
+        row = self.connection.sql(f"SELECT {found} FROM {source}").fetchone()
         assert row is not None
         new_flags: list[str] = []
         for n, (table, leaf) in enumerate(pending):
@@ -207,7 +206,7 @@ class FastBody:
             value = parse_first(first)
             if value is not None and earliest < at:  # flagged records come first
                 earlier = self.connection.execute(
-                    f"SELECT f{n} FROM firsts WHERE f{n} IS NOT NULL AND position < ?"
+                    f"SELECT f{n} FROM {source} WHERE f{n} IS NOT NULL AND position < ?"
                     f" ORDER BY position LIMIT {MAX_EARLIER_VALUES + 1}",
                     [at],
                 ).fetchall()
@@ -218,7 +217,6 @@ class FastBody:
             flag = self.plan.leaf_flag(table, leaf)
             if flag is not None and not leaf.dropped:
                 new_flags.append(flag)
-        self.connection.execute("DROP TABLE firsts")
         self._flag(new_flags)
 
     def _route_to_python(self) -> None:
