@@ -226,13 +226,16 @@ def _load(
     loaded = list(load_info.loads_ids) if load_info else []
     quality_checks = _after_commit(pipeline, loaded, warehouse, wait, warnings)
     rows = _rows_written(pipeline)
+    quarantined = (
+        _newly_quarantined(pipeline, loaded, warehouse, wait) if rows.get(REJECTED_TABLE) else 0
+    )
     event(
         "load",
         f"loaded {sum(rows.values()):,} rows into {warehouse}",
         load_ids=list(load_info.loads_ids) if load_info else [],
         rows_per_table=rows,
     )
-    for note in [*_quarantine_notes(rows), *_new_field_notes(load_info)]:
+    for note in [*_quarantine_notes(rows, quarantined), *_new_field_notes(load_info)]:
         event("warning", note, logging.WARNING)
         notes.append(note)
     return RunSummary(
@@ -416,13 +419,40 @@ def _rows_written(pipeline: dlt.Pipeline) -> dict[str, int]:
     return {table: count for table, count in counts.items() if not table.startswith("_dlt")}
 
 
-def _quarantine_notes(rows: dict[str, int]) -> list[str]:
+def _newly_quarantined(
+    pipeline: dlt.Pipeline, load_ids: list[str], warehouse: Warehouse, wait: float
+) -> int:
+    """Rows this run added to the quarantine: a record quarantined before keeps its first row.
+
+    Counted after the commit, so a failure to count is not a failed run: every row is then
+    reported as new."""
+    if not load_ids:
+        return 0
+
+    def count() -> int:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(REJECTED_TABLE)
+            loads = ", ".join(f"'{load_id}'" for load_id in load_ids)  # dlt's numeric load ids
+            rows = client.execute_sql(
+                f"select count(*) from {table} where _dlt_load_id in ({loads})"
+            )
+        return int(rows[0][0]) if rows else 0
+
+    try:
+        return _when_unlocked(count, warehouse, wait)
+    except Exception:
+        return _rows_written(pipeline).get(REJECTED_TABLE, 0)
+
+
+def _quarantine_notes(rows: dict[str, int], new: int) -> list[str]:
     rejected = rows.get(REJECTED_TABLE, 0)
     if not rejected:
         return []
+    already = f", {rejected - new} already there from an earlier run" if rejected > new else ""
     return [
         f"WARNING: {rejected} record(s) could not be loaded and were quarantined in"
-        f" {DATASET_NAME}.{REJECTED_TABLE} (see its reason column); the rest loaded"
+        f" {DATASET_NAME}.{REJECTED_TABLE} ({new} new{already}; see its reason column);"
+        " the rest loaded"
     ]
 
 

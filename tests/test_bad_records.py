@@ -1,4 +1,4 @@
-"""One record that cannot be loaded goes to quarantine; the others load; new fields are kept."""
+"""A record that cannot be loaded goes to quarantine, once; the others load; new fields are kept."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 from pipelines.runner import run_once
 from pipelines.simulator import Fault, TriggSimulator
 from pipelines.trigg.settings import TriggSettings
+from pipelines.warehouse.status import read_status
 from tests.conftest import run_trigg, trigg_env
 from tests.oracle import expected_tables, warehouse_tables
+from tests.targets import Target
 
 
 def served_with(simulator: TriggSimulator, broken: dict[str, Any]) -> tuple[bytes, list]:
@@ -159,3 +161,36 @@ def test_new_fields_are_kept_and_named_in_the_summary(
         badges = connection.sql("select code, level from trigg.customers__badges").fetchall()
     assert tier == "Gold"
     assert badges == [("EARLY", 2)]
+
+
+def test_a_bad_record_delivered_again_is_not_quarantined_again(
+    simulator: TriggSimulator, settings: TriggSettings, target: Target
+) -> None:
+    """The lookback delivers a bad record on every run: `customers_rejected` keeps one row per
+    distinct record (the first run's), the summary says how many were new, `trigg status`
+    counts each once; a record that changed is a new one."""
+    broken = broken_copy(simulator, _set("data.loyalty.points", "lots"))
+    simulator.extra_envelopes = [broken, {"data": {"email": "no.id@example.no"}, "metaData": {}}]
+    notes, load_ids = [], []
+    for _ in range(3):
+        simulator.change(3)
+        summary = run_once(settings, target.warehouse)
+        [note] = [note for note in summary.notes if "could not be loaded" in note]
+        notes.append(note)
+        load_ids.extend(summary.load_ids)
+
+    assert "trigg.customers_rejected (2 new; see its reason column)" in notes[0]
+    for note in notes[1:]:
+        assert "(0 new, 2 already there from an earlier run;" in note
+    rows = target.query("select customer_id, load_id, _dlt_load_id from customers_rejected")
+    assert sorted(rows, key=repr) == [
+        ("BROKEN-CUSTOMER", load_ids[0], load_ids[0]),
+        (None, load_ids[0], load_ids[0]),
+    ]
+    if target.kind == "duckdb":
+        assert read_status(str(target.warehouse)).quarantined_records == 2
+
+    broken["data"]["loyalty"]["points"] = "even more"
+    summary = run_once(settings, target.warehouse)
+    assert any("(1 new, 1 already there from an earlier run;" in n for n in summary.notes)
+    assert target.query("select count(*) from customers_rejected") == [(3,)]

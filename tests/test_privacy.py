@@ -6,12 +6,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines.runner import run_once
 from pipelines.simulator import TriggSimulator
 from pipelines.trigg.errors import ConfigError
-from pipelines.trigg.privacy import Privacy, normalize_phone
+from pipelines.trigg.fast_path import _set_pii_key
+from pipelines.trigg.privacy import (
+    LOWERED_OTHERWISE,
+    NORMALIZERS,
+    WHITESPACE,
+    Privacy,
+    SqlPrivacy,
+    _year,
+    normalize_phone,
+)
 from pipelines.trigg.settings import TriggSettings
 from tests.conftest import run_trigg, trigg_env
 from tests.targets import duckdb_target
@@ -144,3 +154,92 @@ def test_the_mode_is_recorded_in_the_run_history(simulator: TriggSimulator, ware
     assert duckdb_target(warehouse).query("select outcome, pii from run_history") == [
         ("succeeded", "drop")
     ]
+
+
+TRICKY = {
+    "email": [
+        "Kari.Nordmann@Example.NO",
+        "  kari@example.no\t\u3000",
+        "cecilie.ødegård78@gmail.com",
+        "STRASSE@ÄÖÜ.de",
+        "İstanbul@example.tr",
+        "ΟΔΥΣΣΕΥΣ@example.gr",
+        "",
+    ],
+    "mobilePhone": [
+        "+47 912 34 567",
+        "0047 91234567",
+        "912 34 567",
+        "(+46) 70-123 45 67",
+        "\xa0+4791234567 ",
+        "٩١٢٣٤٥٦٧",
+        "123",
+        "",
+    ],
+    "firstName": ["\u3000Åse ", "Ola\u2003", "Åsmund", ""],
+    "lastName": ["  Ødegård", "Bø", "\x1cNordmann\x85"],
+}
+
+PYTHON_ONLY = {"İstanbul@example.tr", "ΟΔΥΣΣΕΥΣ@example.gr", "٩١٢٣٤٥٦٧"}
+
+
+@pytest.mark.parametrize("mode", ["pseudonymize", "drop"])
+def test_the_fast_paths_sql_gives_what_privacy_apply_gives_or_leaves_it_to_python(
+    mode: str,
+) -> None:
+    """Normalisation and HMAC in DuckDB SQL, value for value against `Privacy`; where the SQL
+    says it cannot match (`needs_python`), the record takes the Python way."""
+    privacy = Privacy(mode, KEY)
+    sql = SqlPrivacy(privacy)
+    with duckdb.connect() as connection:
+        _set_pii_key(connection, KEY)
+        for field, values in TRICKY.items():
+            for value in values:
+                got, python_only = connection.execute(
+                    f"select {sql.value(field, 'v')}, {sql.needs_python(field, 'v')}"
+                    " from (select $1::VARCHAR as v)",
+                    [value],
+                ).fetchone()
+                expected = privacy._identifier(value, NORMALIZERS[field])
+                assert python_only or got == expected, (field, value)
+                assert python_only == (mode == "pseudonymize" and value in PYTHON_ONLY), value
+
+
+def test_birth_years_and_free_form_scrubbing_in_sql_match_python_or_go_to_python() -> None:
+    sql = SqlPrivacy(Privacy("pseudonymize", KEY))
+    privacy = Privacy("pseudonymize", KEY)
+    with duckdb.connect() as connection:
+        for text in ["1990-02-03T00:00:00", "1990", " 1990", "١٩٩٠-01-01", "abc", "", "199"]:
+            year, python_only = connection.execute(
+                f"select {sql.birth_year('$1')}, {sql.birth_year_needs_python('$1')}", [text]
+            ).fetchone()
+            assert python_only or year == _year(text), text
+        for free_form in [
+            {"memberLevel": "Gold", "source": "app"},
+            {"contact": {"backup": "Kari@Example.no"}},
+            {"phones": ["+47 912 34 567"]},
+            {"since": "2024-01-01"},  # eight digits: Python takes it for a phone number
+            {"a": "1234", "b": "5678"},
+            {"note": 'say "91234567"'},
+            {"arabic": "٩١٢٣٤٥٦٧"},
+        ]:
+            text = json.dumps(free_form, ensure_ascii=False)
+            [(flagged,)] = connection.execute(
+                f"select {sql.may_need_scrubbing('$1')}", [text]
+            ).fetchall()
+            assert flagged or privacy._scrub(free_form) == free_form, free_form
+
+
+def test_duckdb_lowers_and_strips_like_python_but_for_the_characters_it_names() -> None:
+    """A guard for upgrades of DuckDB or Python: every character with a case, lowered both
+    ways, and every character `str.strip()` strips."""
+    everything = [chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    assert "".join(c for c in everything if c.isspace()) == WHITESPACE
+    characters = [c for c in everything if c.lower() != c or c.upper() != c]
+    with duckdb.connect() as connection:
+        lowered = connection.execute(
+            "select lower(c) from unnest(?::VARCHAR[]) with ordinality t(c, n) order by n",
+            [characters],
+        ).fetchall()
+    differing = {c for c, (low,) in zip(characters, lowered, strict=True) if c.lower() != low}
+    assert differing <= set(LOWERED_OTHERWISE[1:-1])

@@ -10,8 +10,10 @@ Configuration lives under `sources.trigg.*` (see `settings.py`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +25,7 @@ import pendulum
 from dlt.extract import DltResource
 
 from pipelines import dlt_patches
-from pipelines.trigg.batches import FastBatch, FastFile, Received
+from pipelines.trigg.batches import Declaration, FastBatch, FastFile, Received, TableHints
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
 from pipelines.trigg.events import event
@@ -33,12 +35,14 @@ from pipelines.trigg.history import customer_versions
 from pipelines.trigg.privacy import Privacy
 from pipelines.trigg.records import (
     InvalidRecord,
+    envelope,
     newest,
     stream_envelopes,
     to_customer,
 )
 from pipelines.trigg.schema import (
     PRIMARY_KEY,
+    QUARANTINE_KEY,
     REJECTED_TABLE,
     ROOT_TABLE,
     TABLES,
@@ -108,15 +112,14 @@ def trigg_source(
 
     With `fast_path`, DuckDB flattens the body into Arrow tables (`fast_path.py`, scratch files in
     `scratch_dir`), or with `fast_path_files` into parquet files dlt imports as they are (for
-    destinations that load parquet themselves, such as DuckDB); a body it cannot load exactly as
-    dlt's normalizer would goes to the normalizer (the reference path), and why is appended to
-    `notes`. Personal data is handled by the reference path only, so with `pii` other than keep
-    every response takes it. The cursor never passes the moment the API produced the response;
-    records stamped later are loaded, and named in `warnings`.
+    destinations that load parquet themselves, such as DuckDB). Records it cannot load exactly
+    as dlt's normalizer would (one to quarantine, a value dlt coerces its own way) take the
+    reference path one by one, in the same load; a body whose shape it cannot plan at all goes
+    to the normalizer whole, and why is appended to `notes`. The cursor never passes the moment
+    the API produced the response; records stamped later are loaded, and named in `warnings`.
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
-    fast_path = fast_path and privacy.mode == "keep"
     client = TriggClient(
         base_url,
         api_key,
@@ -127,7 +130,7 @@ def trigg_source(
     )
 
     @dlt.resource(name="changed_customers", selected=False)
-    def changed_customers() -> Iterator[Received | FastBatch | FastFile]:
+    def changed_customers() -> Iterator[Received | Declaration | FastBatch | FastFile]:
         """Every record the API returned: as Arrow tables or parquet files from the fast path,
         or sorted into loadable customers and rejections by the reference path."""
         state = dlt.current.source_state()
@@ -137,13 +140,17 @@ def trigg_source(
         download = client.changed_customers(request_since)
         with download as body, ExitStack() as scratch:
             fast = (
-                _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
+                _open_fast_body(scratch, body, timezone, scratch_dir, notes, privacy)
+                if fast_path
+                else None
             )
-            if fast is not None:
+            if fast is not None:  # its flagged records first: --strict fails before the rest
+                flagged = (envelope(n, json.loads(text)) for n, text in fast.python_records())
+                yield from _reference_batches(flagged, zone, strict, seen, privacy)
                 seen.add(fast.newest_updated_at())
                 yield from _fast_items(fast, fast_path_files, scratch_dir)
             else:
-                yield from _reference_batches(body, zone, strict, seen, privacy)
+                yield from _reference_batches(stream_envelopes(body), zone, strict, seen, privacy)
             seen.moment = not_after_response(seen.moment, download, zone, warnings)
         if seen.moment is not None and seen.moment != cursor:
             state[CURSOR_KEY] = seen.moment.isoformat()
@@ -158,8 +165,10 @@ def trigg_source(
         columns=root_column_hints(),
         nested_hints=nested_hints(),
     )
-    def customers(received: Received | FastBatch | FastFile) -> Iterator[Any]:
-        if isinstance(received, FastFile):
+    def customers(received: Received | Declaration | FastBatch | FastFile) -> Iterator[Any]:
+        if isinstance(received, Declaration):
+            yield dlt.mark.with_hints([], received.hints, create_table_variant=True)
+        elif isinstance(received, FastFile):
             if received.table != VERSIONS.name:  # the file is the item, for `_table_of`
                 yield from received.imported(hints=received)
         elif isinstance(received, FastBatch):
@@ -171,11 +180,12 @@ def trigg_source(
     @dlt.transformer(
         data_from=changed_customers,
         name=REJECTED_TABLE,
-        write_disposition="append",
+        write_disposition={"disposition": "merge", "strategy": "insert-only"},
+        primary_key=QUARANTINE_KEY,
         columns=quarantine_column_hints(),
     )
     def customers_rejected(
-        received: Received | FastBatch | FastFile,
+        received: Received | Declaration | FastBatch | FastFile,
     ) -> Iterator[list[dict[str, Any]]]:
         if isinstance(received, Received) and received.rejected:
             yield received.rejected
@@ -195,16 +205,25 @@ def trigg_source(
 
 def _fast_items(
     fast: FastBody, files: bool, scratch_dir: str | None
-) -> Iterator[FastBatch | FastFile]:
-    """The fast path's tables, as parquet files or as Arrow batches, `customer_versions` last.
+) -> Iterator[Declaration | FastBatch | FastFile]:
+    """The fast path's tables, as parquet files or as Arrow batches, `customer_versions` last;
+    right before a table's first rows, the hints of its columns dlt does not know yet (and of
+    the table itself, if new): dlt reads a table's hints when it meets its first rows.
 
     The files outlive the scratch database: dlt hands them to the transformers after this
     resource has finished. Each is removed once dlt has linked it into the load package."""
     load_id = dlt.current.load_package_state()["load_id"]
+    undeclared = {
+        table: list(map(Declaration, _table_hints(table, declared)))
+        for table, declared in fast.new_hints().items()
+    }
     if files:
-        yield from fast.export(load_id, tempfile.mkdtemp(prefix="trigg-files-", dir=scratch_dir))
+        for file in fast.export(load_id, tempfile.mkdtemp(prefix="trigg-files-", dir=scratch_dir)):
+            yield from undeclared.pop(file.table, [])
+            yield file
         return
     for table, arrow_batch in fast.batches(load_id):
+        yield from undeclared.pop(table, [])
         yield FastBatch(table, arrow_batch)
     for arrow_batch in fast.versions(load_id):
         yield FastBatch(VERSIONS.name, arrow_batch)
@@ -216,22 +235,29 @@ def _table_of(item: Any) -> str:
 
 
 def _declare_child_table(customers: DltResource, table: Table) -> None:
-    """Let `customers` take the fast path's rows of a child table. dlt's normalizer makes child
-    tables from nested lists itself; Arrow tables and parquet files skip it, so each child table
-    is declared as nested in `customers`, with dlt's join columns: that is what lets merge replace
-    a changed customer's old child rows. A table variant starts as a copy of the root's hints:
-    keys and columns go first."""
-    customers.apply_hints(
-        table_name=table.name,
-        parent_table_name=parent_table(table).name,
+    """Let `customers` take the fast path's rows of a pinned child table (see `_child_hints`)."""
+    declared = TableHints(child_column_hints(table), parent_table(table).name)
+    for hints in _table_hints(table.name, declared):
+        customers.merge_hints(hints, create_table_variant=True)
+
+
+def _table_hints(table: str, declared: TableHints) -> list[Any]:
+    """The hints for `table`'s columns; with a parent, first those that make it a child table of
+    `customers`. dlt's normalizer makes child tables from nested lists itself; Arrow tables and
+    parquet files skip it, so each child table is declared as nested in `customers`, with dlt's
+    join columns: that is what lets merge replace a changed customer's old child rows. A table
+    variant starts as a copy of the root's hints: keys and columns go first."""
+    columns = dlt.mark.make_hints(table_name=table, columns=declared.columns)
+    if declared.parent is None:
+        return [columns]
+    reset = dlt.mark.make_hints(
+        table_name=table,
+        parent_table_name=declared.parent,
         columns={},
         primary_key=[],
         nested_hints={},
-        create_table_variant=True,
     )
-    customers.apply_hints(
-        table_name=table.name, columns=child_column_hints(table), create_table_variant=True
-    )
+    return [reset, columns]
 
 
 @dataclass
@@ -249,13 +275,20 @@ def _count_download(size: int) -> None:
 
 
 def _reference_batches(
-    body: IO[bytes], zone: ZoneInfo, strict: bool, seen: Newest, privacy: Privacy
+    envelopes: Iterable[tuple[Any, Any]],
+    zone: ZoneInfo,
+    strict: bool,
+    seen: Newest,
+    privacy: Privacy,
 ) -> Iterator[Received]:
-    """The reference path: each record checked in Python, customers left to dlt's normalizer."""
+    """The reference path: each record checked in Python, customers left to dlt's normalizer.
+
+    A bad record sent twice in one response is quarantined once (see `rejection`)."""
     batch = Received()
     rejected = 0
     first_reason = ""
-    for raw, meta in stream_envelopes(body):
+    quarantined: set[str] = set()
+    for raw, meta in envelopes:
         data = privacy.apply(raw)
         try:
             customer = to_customer(data, meta, zone)
@@ -268,7 +301,10 @@ def _reference_batches(
         else:
             rejected += 1
             first_reason = first_reason or reason
-            batch.rejected.append(rejection(data, meta, reason))
+            row = rejection(data, meta, reason)
+            if row[QUARANTINE_KEY] not in quarantined:
+                quarantined.add(row[QUARANTINE_KEY])
+                batch.rejected.append(row)
         if len(batch) >= BATCH_SIZE:
             yield batch
             batch = Received()
@@ -282,11 +318,16 @@ def _reference_batches(
 
 
 def _open_fast_body(
-    scratch: ExitStack, body: IO[bytes], zone: str, folder: str | None, notes: list[str] | None
+    scratch: ExitStack,
+    body: IO[bytes],
+    zone: str,
+    folder: str | None,
+    notes: list[str] | None,
+    privacy: Privacy,
 ) -> FastBody | None:
     """The body, read and checked by DuckDB; None when the reference path must take it."""
     try:
-        return scratch.enter_context(fast_body(body, zone, folder))
+        return scratch.enter_context(fast_body(body, zone, folder, _stored_columns(), privacy))
     except Unusual as why:
         event(
             "reference_path", f"the response goes through dlt's normalizer: {why}", reason=str(why)
@@ -297,13 +338,34 @@ def _open_fast_body(
         return None
 
 
+def _stored_columns() -> dict[str, dict[str, str]]:
+    """The typed columns dlt's schema holds for the customers tables (earlier loads' new fields
+    included): the fast path types values the way dlt would coerce them into these."""
+    tables = dlt.current.source_schema().tables
+    return {
+        name: {
+            column: str(hints["data_type"])
+            for column, hints in table.get("columns", {}).items()
+            if hints.get("data_type")
+        }
+        for name, table in tables.items()
+        if name == ROOT_TABLE or name.startswith(f"{ROOT_TABLE}__")
+    }
+
+
 def rejection(data: Any, meta: Any, reason: str) -> dict[str, Any]:
-    """A `customers_rejected` row: the raw record as received, and why it was not loaded."""
+    """A `customers_rejected` row: the raw record as received, and why it was not loaded.
+
+    `record_hash` names the record by its content: a bad record the API delivers again (the
+    lookback does) merges into its first row instead of adding one."""
     customer_id = data.get(PRIMARY_KEY) if isinstance(data, dict) else None
+    record = {"data": data, "metaData": meta}
+    content = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
     return {
         "customer_id": None if customer_id is None else str(customer_id),
         "reason": reason,
-        "record": {"data": data, "metaData": meta},
+        "record": record,
+        QUARANTINE_KEY: hashlib.sha256(content.encode()).hexdigest(),
         "load_id": dlt.current.load_package_state()["load_id"],
         "rejected_at": pendulum.now("UTC"),
     }

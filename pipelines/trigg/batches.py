@@ -29,6 +29,24 @@ class Received:
         return len(self.customers) + len(self.rejected)
 
 
+@dataclass(frozen=True)
+class TableHints:
+    """Columns dlt's schema does not have yet: dlt's normalizer would infer them from the values,
+    rows that skip it need them as hints. With `parent`, the table itself is new: a child table,
+    which the normalizer would make from the nested list."""
+
+    columns: dict[str, Any]
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """Hints for one table of the `customers` resource, handed over before any rows: each is an
+    item of its own, so dlt applies it before it computes any table from the rows."""
+
+    hints: dict[str, Any]
+
+
 @dataclass
 class FastBatch:
     """Rows of one table, flattened by the fast path: they skip dlt's row normalizer."""

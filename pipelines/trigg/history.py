@@ -17,7 +17,7 @@ import dlt
 from dlt.extract import DltResource
 
 from pipelines.dlt_patches.refresh_keeps import KEEP_ON_REFRESH
-from pipelines.trigg.batches import FastBatch, FastFile, Received
+from pipelines.trigg.batches import Declaration, FastBatch, FastFile, Received
 from pipelines.trigg.records import Customer
 from pipelines.trigg.schema import (
     PRIMARY_KEY,
@@ -40,7 +40,7 @@ def customer_versions(changed_customers: DltResource) -> DltResource:
         primary_key=VERSIONS_KEY,
         columns=versions_column_hints(),
     )
-    def versions(received: Received | FastBatch | FastFile) -> Iterator[Any]:
+    def versions(received: Received | Declaration | FastBatch | FastFile) -> Iterator[Any]:
         if isinstance(received, FastFile):
             if received.table == VERSIONS.name:
                 yield from received.imported()
@@ -48,6 +48,8 @@ def customer_versions(changed_customers: DltResource) -> DltResource:
         if isinstance(received, FastBatch):
             if received.table == VERSIONS.name:
                 yield received.batch
+            return
+        if not isinstance(received, Received):  # hints for the customers tables
             return
         # a version without UpdatedAt has no place in time; the customer itself is still loaded
         rows = [to_version(c) for c in received.customers if c.get(UPDATED_AT)]

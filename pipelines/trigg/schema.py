@@ -16,6 +16,8 @@ from dlt.common.schema.typing import TColumnSchema, TDataType
 ROOT_TABLE: Final = "customers"
 PRIMARY_KEY: Final = "id"
 REJECTED_TABLE: Final = "customers_rejected"
+QUARANTINE_KEY: Final = "record_hash"
+"""What names a quarantined record: its content, so a record delivered again is not added again."""
 UPDATED_AT: Final = "updated_at"
 """The column that orders versions of one customer: the newest wins."""
 
@@ -238,8 +240,11 @@ def root_column_hints() -> dict[str, TColumnSchema]:
 
 
 def quarantine_column_hints() -> dict[str, TColumnSchema]:
-    """Hints for `customers_rejected`."""
-    return _column_hints(QUARANTINE)
+    """Hints for `customers_rejected`. Its key may be null: rows quarantined before it existed
+    have none (and a warehouse cannot add a NOT NULL column to a table holding rows)."""
+    hints = _column_hints(QUARANTINE)
+    hints[QUARANTINE_KEY] = {**hints[QUARANTINE_KEY], "nullable": True}
+    return hints
 
 
 def relation_hints(relation: Relation) -> dict[str, TColumnSchema]:
@@ -384,13 +389,18 @@ RUN_HISTORY: Final = Relation(
 
 QUARANTINE: Final = Relation(
     REJECTED_TABLE,
-    "Records the API sent that could not be loaded (quarantine): one row per record and run.",
+    "Records the API sent that could not be loaded (quarantine): one row per distinct record, from"
+    " the run that first received it.",
     (
         _text("customer_id", "The record's customer id, if it had one."),
         _text("reason", "Why the record could not be loaded."),
         Column("record", "json", "The record as the API sent it: {data, metaData}."),
-        _text("load_id", "The dlt load id of the run that received it."),
-        Column("rejected_at", "timestamp", "When the run received it."),
+        _text(
+            QUARANTINE_KEY,
+            "SHA-256 of the record (keys sorted): the same record delivered again is not added.",
+        ),
+        _text("load_id", "The dlt load id of the run that first received it."),
+        Column("rejected_at", "timestamp", "When that run received it."),
         LOAD_ID_COLUMN,
         ROW_ID_COLUMN,
     ),

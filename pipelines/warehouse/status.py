@@ -16,7 +16,13 @@ import duckdb
 from dlt.common.versioned_state import decompress_state
 
 from pipelines.trigg import read_cursor
-from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, RUN_HISTORY, UPDATED_AT
+from pipelines.trigg.schema import (
+    QUARANTINE_KEY,
+    REJECTED_TABLE,
+    ROOT_TABLE,
+    RUN_HISTORY,
+    UPDATED_AT,
+)
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME
 from pipelines.warehouse.connection import has_schema, read_only
 
@@ -36,7 +42,8 @@ class WarehouseStatus:
     """The latest run whatever its outcome: differs from the last successful one after a failure."""
     rows_per_table: dict[str, int] = field(default_factory=dict)
     quarantined_records: int = 0
-    """Rows of `customers_rejected`, where the pipeline quarantines records it cannot load."""
+    """Distinct records in `customers_rejected`, where the pipeline quarantines records it
+    cannot load: a record delivered again is counted once."""
 
     @property
     def freshness_lag_seconds(self) -> float | None:
@@ -102,8 +109,26 @@ def read_status(warehouse: str, now: datetime | None = None) -> WarehouseStatus:
             for table in tables
             if not table.startswith("_dlt")
         }
-    status.quarantined_records = status.rows_per_table.get(REJECTED_TABLE, 0)
+        if REJECTED_TABLE in tables:
+            status.quarantined_records = _distinct_quarantined(connection)
     return status
+
+
+def _distinct_quarantined(connection: duckdb.DuckDBPyConnection) -> int:
+    """Records quarantined, each once: by `record_hash`, or by the record's text for rows
+    quarantined before it existed (which a run may have quarantined again since)."""
+    columns = {
+        name
+        for (name,) in connection.execute(
+            "select column_name from duckdb_columns() where database_name = current_database()"
+            " and schema_name = ? and table_name = ?",
+            [DATASET_NAME, REJECTED_TABLE],
+        ).fetchall()
+    }
+    keys = [QUARANTINE_KEY] if QUARANTINE_KEY in columns else []
+    keys += ["md5(CAST(record AS VARCHAR))"] if "record" in columns else []
+    counted = f"count(DISTINCT coalesce({', '.join(keys)}))" if keys else "count(*)"
+    return int(_scalar(connection, f"select {counted} from {REJECTED_TABLE}") or 0)
 
 
 def _tables(connection: duckdb.DuckDBPyConnection) -> list[str]:
