@@ -26,6 +26,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.destinations import Warehouse, duckdb_file, lock_holder
+from pipelines.duckdb_extensions import extension_directory
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
 from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
@@ -69,6 +70,8 @@ side ran out of the warehouse's 128 MB at 200,000 customers (dlt retried them)."
 def make_pipeline(warehouse: Warehouse | str) -> dlt.Pipeline:
     """The `trigg_customers` pipeline loading into `warehouse`."""
     target = as_warehouse(warehouse)
+    if target.is_ducklake:
+        extension_directory()  # its links, again: dlt's data dir may be new since it was resolved
     workers = DUCKDB_LOAD_WORKERS if target.is_duckdb_file else LOAD_WORKERS
     os.environ.setdefault("LOAD__WORKERS", workers)
     return dlt.pipeline(

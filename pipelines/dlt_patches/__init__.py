@@ -5,6 +5,8 @@ if dlt stops calling the patched method (so an upgrade of dlt cannot silently dr
 - `duckdb_catalog`: fully qualified names for DuckDB files named like their dataset
   (`trigg.duckdb` holds catalog `trigg` and schema `trigg`);
 - `duckdb_merge`: merge deduplicates staging rows by their first `rowid`, in bounded memory;
+- `ducklake_connections`: DuckLake connections open with DuckDB's start-up settings (the
+  extensions' signature check, 0.6 s per connection, is skipped for the pinned packages);
 - `nested_extract`: extract may write rows of nested tables (the fast path's child tables).
 
 `install()` installs them all; the runner calls it once before dlt runs.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from pipelines.dlt_patches.duckdb_catalog import qualify_colliding_catalogs
 from pipelines.dlt_patches.duckdb_merge import deduplicate_child_rows_by_first_copy
+from pipelines.dlt_patches.ducklake_connections import open_lakes_with_startup_settings
 from pipelines.dlt_patches.nested_extract import count_nested_tables_under_their_root
 
 __all__ = ["install"]
@@ -23,4 +26,5 @@ def install() -> None:
     """Install every patch of dlt (idempotent)."""
     qualify_colliding_catalogs()
     deduplicate_child_rows_by_first_copy()
+    open_lakes_with_startup_settings()
     count_nested_tables_under_their_root()

@@ -38,7 +38,12 @@ DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_BACKOFF_SECONDS: Final = 1.0
 DEFAULT_MAX_RETRY_WAIT_SECONDS: Final = 300.0
 DEFAULT_LOCK_TIMEOUT_SECONDS: Final = 60.0
-DEFAULT_DUCKDB_FILE: Final = "trigg.duckdb"
+DEFAULT_DUCKDB_FILE: Final = f"{PIPELINE_NAME}.duckdb"
+"""dlt's own convention (the pipeline's name), and a catalog name DuckDB never confuses with the
+dataset `trigg`: `select * from trigg.customer_overview` just works."""
+DEFAULT_LAKE_NAME: Final = PIPELINE_NAME
+"""A DuckLake's name: its default catalog file (`trigg_customers.sqlite`), the name dlt attaches it
+under, and the default metadata schema of a PostgreSQL catalog."""
 DEFAULT_PII: Final = "keep"
 
 
