@@ -35,6 +35,7 @@ from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import after_load
+from pipelines.warehouse.maintenance import Maintenance, maintain
 from pipelines.warehouse.run_history import RunRecorder
 
 T = TypeVar("T")
@@ -115,6 +116,17 @@ def exclusive_run(warehouse: Warehouse) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def maintain_lake(warehouse: Warehouse, retention_hours: float) -> Maintenance:
+    """`trigg maintain`: the lake's maintenance on its own, never beside a run."""
+    if not warehouse.is_ducklake:
+        raise ConfigError(
+            f"{warehouse} is not a DuckLake: `trigg maintain` keeps DuckLakes compact"
+            " (a DuckDB file needs no maintenance); use --destination ducklake"
+        )
+    with exclusive_run(warehouse):
+        return maintain(warehouse, retention_hours)
 
 
 def run_once(
@@ -198,6 +210,7 @@ def _load(
             lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
         )
         quality_checks = _when_unlocked(lambda: after_load(pipeline), warehouse, deadline)
+    maintenance = _maintain_lake(warehouse, settings, notes) if warehouse.is_ducklake else None
     rows = _rows_written(pipeline)
     event(
         "load",
@@ -220,7 +233,29 @@ def _load(
         notes=notes,
         quality_checks=quality_checks,
         pii=settings.pii,
+        maintenance=maintenance,
     )
+
+
+def _maintain_lake(warehouse: Warehouse, settings: TriggSettings, notes: list[str]) -> str | None:
+    """Keep a DuckLake compact after its load; a failure is a warning: the data is loaded."""
+    try:
+        done = maintain(warehouse, settings.lake_retention_hours)
+    except Exception as failure:
+        note = (
+            f"WARNING: the lake's maintenance failed ({_first_line(failure)});"
+            " the next run retries it"
+        )
+        event("warning", note, logging.WARNING)
+        notes.append(note)
+        return None
+    event("maintenance", done.render(), seconds=round(done.seconds, 3))
+    return done.render().removeprefix("lake maintenance: ")
+
+
+def _first_line(failure: BaseException) -> str:
+    text = str(failure).strip()
+    return text.splitlines()[0] if text else type(failure).__name__
 
 
 def _forget_unknown_cursor(

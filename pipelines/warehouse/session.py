@@ -15,6 +15,7 @@ Formats: `table` (aligned columns, for people), `csv` (a header line, then one l
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -202,15 +203,16 @@ def answer_all(
 
 def run_session(
     reader: Reader,
-    lines: Iterable[str],
+    read_line: Callable[[bool], str | None],
     out: IO[str],
     output_format: str,
     on_error: Callable[[QueryError], None],
 ) -> int:
-    """Read statements from `lines` and answer each as soon as its `;` arrives; a last
-    statement without one is answered at the end of input. Returns how many failed."""
+    """Read lines with `read_line(inside_a_statement)` (None: the end of input) and answer each
+    statement as soon as its `;` arrives; a last statement without one is answered at the end.
+    Returns how many failed."""
     failed, pending = 0, ""
-    for line in lines:
+    while (line := read_line(bool(pending.strip()))) is not None:
         statements, pending = split_statements(pending + line)
         failed += answer_all(reader, statements, out, output_format, on_error)
     if pending.strip() and not _only_comments(pending):
@@ -218,22 +220,24 @@ def run_session(
     return failed
 
 
-def terminal_lines(pending: Callable[[], bool]) -> Iterator[str]:
-    """Lines typed at a terminal, with a prompt (a continuation prompt inside a statement)."""
-    try:
+def piped_line(_: bool) -> str | None:
+    """The next line of stdin (a script or a pipe: no prompt)."""
+    return sys.stdin.readline() or None
+
+
+def typed_line(inside_statement: bool) -> str | None:
+    """The next line typed at a terminal, after a prompt (another inside a statement)."""
+    with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history for `input`)
-    except ImportError:
-        pass
-    while True:
-        try:
-            yield input(CONTINUATION if pending() else PROMPT) + "\n"
-        except EOFError:
-            sys.stdout.write("\n")
-            return
+    try:
+        return input(CONTINUATION if inside_statement else PROMPT) + "\n"
+    except EOFError:
+        sys.stdout.write("\n")
+        return None
 
 
 def _only_comments(text: str) -> bool:
-    statements, rest = split_statements(text + ";")
+    statements, _ = split_statements(text + ";")
     return not statements
 
 
@@ -292,6 +296,15 @@ def _table(answer: Answer | None) -> str:
     lines += [line(row) for row in cells]
     lines.append(f"({count} row{'' if count == 1 else 's'})")
     return "\n".join(lines) + "\n"
+
+
+def _is_numeric(values: list[Any]) -> bool:
+    """Whether a column holds numbers (aligned right), NULLs aside."""
+    present = [value for value in values if value is not None]
+    return bool(present) and all(
+        isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        for value in present
+    )
 
 
 def _text(value: Any, null: str) -> str:
