@@ -20,8 +20,17 @@ import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
-STARTUP_SETTINGS = ("allow_unsigned_extensions", "custom_user_agent")
-"""Settings DuckDB accepts only when a database opens."""
+STARTUP_SETTINGS = (
+    "allow_unsigned_extensions",
+    "custom_user_agent",
+    "extension_directory",
+    "autoinstall_known_extensions",
+    "autoload_known_extensions",
+    "custom_extension_repository",
+)
+"""Settings given to `duckdb.connect`: the ones DuckDB accepts only when a database opens, and the
+ones that say where extensions come from, which must hold before dlt loads any (it loads
+`extensions` before it applies `global_config`, and DuckDB's default would download them)."""
 
 _dlt_on_resolved = DuckLakeCredentials.on_resolved
 

@@ -65,6 +65,7 @@ def maintain(warehouse: Warehouse, retention_hours: float) -> Maintenance:
         before = footprint(connection)
         _set_option(connection, "expire_older_than", f"{int(retention_hours * 3600)} seconds")
         _set_option(connection, "delete_older_than", FILE_GRACE)
+        _set_option(connection, "data_inlining_row_limit", "0")  # see destinations.LAKE_SETTINGS
         connection.execute(f"USE {LAKE_ALIAS}")
         connection.execute("CHECKPOINT")
         after = footprint(connection)
