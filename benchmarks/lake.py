@@ -59,6 +59,7 @@ ANALYST = """
 import sys, time, duckdb
 connection = duckdb.connect(config={"extension_directory": sys.argv[2],
                                     "autoinstall_known_extensions": False})
+connection.execute("set enable_progress_bar = false")
 connection.execute(sys.argv[1])
 print("attached", flush=True)
 while True:

@@ -276,10 +276,8 @@ def _sql(args: argparse.Namespace) -> int:
     )
 
     warehouse = resolve_warehouse(args.destination)
-    failures: list[str] = []
 
     def report(problem: Exception) -> None:
-        failures.append(str(problem))
         print(f"trigg: the statement failed: {problem}", file=sys.stderr, flush=True)
 
     with reader_for(warehouse) as reader:
@@ -337,8 +335,11 @@ def _simulator(args: argparse.Namespace) -> int:
 
 def _fail(message: str, code: int, args: argparse.Namespace) -> int:
     """One sentence on stderr (and a `failure` event for JSON logs); the traceback if verbose."""
+    from pipelines.trigg.errors import redacted
+
+    message = redacted(message)
     if args.verbose:
-        traceback.print_exc()
+        print(redacted(traceback.format_exc()), file=sys.stderr, end="")
     print(f"trigg: {message}", file=sys.stderr)
     if args.log_format == "json":
         event("failure", message, logging.ERROR, exit_code=code)

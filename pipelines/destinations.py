@@ -29,7 +29,7 @@ from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
 from pipelines import dlt_patches
 from pipelines.duckdb_extensions import STARTUP_SETTINGS, offline_settings
-from pipelines.trigg.errors import ConfigError
+from pipelines.trigg.errors import ConfigError, keep_secret
 from pipelines.trigg.settings import DEFAULT_DUCKDB_FILE, DEFAULT_LAKE_NAME
 
 DEFAULT_DESTINATION = "duckdb"
@@ -113,6 +113,7 @@ def ducklake(credentials: DuckLakeCredentials | None = None) -> Warehouse:
         credentials.catalog = ConnectionStringCredentials(f"sqlite:///{DEFAULT_LAKE_NAME}.sqlite")
     catalog = credentials.catalog
     file_catalog = catalog.drivername in ("sqlite", "duckdb")
+    keep_secret(catalog.password)  # DuckDB quotes the catalog's URL when it cannot connect
     if file_catalog:
         catalog.database = os.path.abspath(catalog.database)
     elif catalog.drivername not in ("postgres", "postgresql"):

@@ -29,7 +29,7 @@ from pipelines.destinations import Warehouse, duckdb_file, lock_holder
 from pipelines.duckdb_extensions import extension_directory
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
-from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
+from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError, redacted
 from pipelines.trigg.events import event
 from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
@@ -243,7 +243,7 @@ def _maintain_lake(warehouse: Warehouse, settings: TriggSettings, notes: list[st
         done = maintain(warehouse, settings.lake_retention_hours)
     except Exception as failure:
         note = (
-            f"WARNING: the lake's maintenance failed ({_first_line(failure)});"
+            f"WARNING: the lake's maintenance failed ({redacted(_first_line(failure))});"
             " the next run retries it"
         )
         event("warning", note, logging.WARNING)
@@ -390,7 +390,7 @@ def _failures_explained(warehouse: Warehouse) -> Iterator[None]:
         if ours is not None:
             raise ours from failure
         cause = failure.exception
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        detail = redacted(str(cause).strip().splitlines()[0]) if str(cause).strip() else ""
         raise LoadError(
             f"the {failure.step} step failed for {warehouse}"
             f" ({type(cause).__name__}: {detail}); the next run retries it"

@@ -94,7 +94,7 @@ def ducklake_target(catalog: str, storage: str) -> Target:
         "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": f"sqlite:///{catalog}",
         "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": storage,
     }
-    with _environment(env):
+    with environment(env):
         warehouse = ducklake()
     return Target("ducklake", warehouse, env, ("--destination", "ducklake"), f"sqlite:{catalog}")
 
@@ -106,7 +106,7 @@ def postgres_ducklake_target(catalog_dsn: str, storage: str, metadata_schema: st
         "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": storage,
         "DESTINATION__DUCKLAKE__CREDENTIALS__METADATA_SCHEMA": metadata_schema,
     }
-    with _environment(env):
+    with environment(env):
         warehouse = ducklake()
     libpq = psycopg2.extensions.make_dsn(catalog_dsn)
     return Target(
@@ -120,7 +120,7 @@ def postgres_ducklake_target(catalog_dsn: str, storage: str, metadata_schema: st
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
     """dlt resolves a destination from the environment: these values, for a moment."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)

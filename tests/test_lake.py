@@ -9,10 +9,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+from pipelines.destinations import ducklake
 from pipelines.simulator import TriggSimulator
 from pipelines.trigg.schema import VIEWS
 from tests.conftest import lake, run_trigg, trigg_env
-from tests.targets import Target
+from tests.postgres import free_port
+from tests.targets import Target, environment
 from tests.test_pipeline import assert_warehouse_equals_source
 
 
@@ -72,7 +74,7 @@ def test_status_quality_checks_descriptions_and_maintenance_on_a_lake(
     status = run_trigg("status", "--destination", "ducklake", "--json", env=env, cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
-    assert report["warehouse"] == f"ducklake:sqlite:///{tmp_path / 'catalog.sqlite'}"
+    assert report["warehouse"] == f"ducklake:sqlite://{tmp_path / 'catalog.sqlite'}"
     assert report["last_successful_run"]["outcome"] == "succeeded"
     assert report["rows_per_table"]["run_history"] == 3
     assert report["rows_per_table"]["customers"] == len(simulator.store.customers)
@@ -129,3 +131,30 @@ def test_sql_on_a_lake_reads_the_newest_load(simulator: TriggSimulator, tmp_path
     )
     assert answer.returncode == 0, answer.stderr
     assert answer.stdout == "members\n60\n"
+
+
+def test_a_lake_catalogs_password_is_never_part_of_its_identity_nor_printed(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    password = "sekret-Passw0rd"
+    closed = free_port()  # nothing listens: DuckDB quotes the catalog's URL in its error
+    env = trigg_env(
+        simulator,
+        None,
+        DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG=f"postgresql://loader:{password}@127.0.0.1:{closed}/lake",
+        DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL=str(tmp_path / "files"),
+        DESTINATION__DUCKLAKE__CREDENTIALS__METADATA_SCHEMA="trigg_lake",
+    )
+    with environment(env):
+        warehouse = ducklake()
+    assert password not in warehouse.location + warehouse.key + str(warehouse)
+    assert warehouse.location == f"postgres://127.0.0.1:{closed}/lake#trigg_lake"
+
+    for command in ("run", "sql", "status", "maintain"):
+        args = [command, "--destination", "ducklake"] + (["select 1"] if command == "sql" else [])
+        result = run_trigg(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stdout)
+        assert password not in result.stdout + result.stderr, command
+        assert "Traceback" not in result.stderr
+        verbose = run_trigg("-v", *args, env=env, cwd=tmp_path)
+        assert password not in verbose.stdout + verbose.stderr, command

@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pipelines.duckdb_extensions import extension_directory
 from pipelines.simulator import TriggSimulator
 from tests.conftest import TRIGG, lake, run_trigg, trigg_env
@@ -28,9 +26,11 @@ import json, os, sys, time
 import duckdb
 
 attach, extensions, stop = sys.argv[1:4]
-connection = duckdb.connect(
-    config={"extension_directory": extensions, "autoinstall_known_extensions": False}
-)
+connection = duckdb.connect(config={
+    "extension_directory": extensions,
+    "autoinstall_known_extensions": False,
+})
+connection.execute("set enable_progress_bar = false")
 connection.execute(attach)
 query = '''select
     (select count(*) from lake.trigg.customers),
@@ -177,26 +177,26 @@ def test_a_trigg_sql_session_stays_open_on_a_duckdb_file_across_three_runs(
     assert_warehouse_equals_source(warehouse, simulator)
 
 
-@pytest.mark.parametrize("output_format", ["table", "csv", "json"])
-def test_a_session_answers_statements_that_span_lines_in_the_chosen_format(
-    simulator: TriggSimulator, tmp_path: Path, output_format: str
+def test_a_session_answers_statements_that_span_lines_in_each_format(
+    simulator: TriggSimulator, tmp_path: Path
 ) -> None:
     env = trigg_env(simulator, str(tmp_path / "w.duckdb"))
     assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
     script = "select 'a;b' as text,\n  2 as n; -- a comment; not a statement\nselect 3 as n"
-    session = subprocess.run(
-        [*TRIGG, "sql", "--format", output_format],
-        input=script,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert session.returncode == 0, session.stderr
     expected = {
         "table": "text | n\n-----+--\na;b  | 2\n(1 row)\nn\n-\n3\n(1 row)\n",
         "csv": "text,n\na;b,2\nn\n3\n",
         "json": '[{"text": "a;b", "n": 2}]\n[{"n": 3}]\n',
     }
-    assert session.stdout == expected[output_format]
+    for output_format, answer in expected.items():
+        session = subprocess.run(
+            [*TRIGG, "sql", "--format", output_format],
+            input=script,
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert session.returncode == 0, session.stderr
+        assert session.stdout == answer

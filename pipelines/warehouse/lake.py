@@ -19,6 +19,7 @@ from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
 from pipelines import duckdb_extensions
 from pipelines.destinations import Warehouse
+from pipelines.trigg.errors import redacted
 from pipelines.trigg.settings import DATASET_NAME
 from pipelines.warehouse.errors import WarehouseError
 
@@ -93,7 +94,7 @@ def open_lake(
             connection.execute(attach_sql(credentials, LAKE_ALIAS, read_only))
         except duckdb.Error as failure:
             raise WarehouseError(
-                f"cannot open the DuckLake {warehouse} ({_first_line(failure)})"
+                f"cannot open the DuckLake {warehouse} ({redacted(_first_line(failure))})"
             ) from None
         if _has_schema(connection, dataset):
             connection.execute(f'USE {LAKE_ALIAS}."{dataset}"')

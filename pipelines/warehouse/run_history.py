@@ -17,6 +17,7 @@ from typing import Any
 import dlt
 
 from pipelines.summary import RunSummary
+from pipelines.trigg.errors import redacted
 from pipelines.trigg.schema import RUN_HISTORY, relation_hints
 
 SUCCEEDED = "succeeded"
@@ -65,6 +66,7 @@ class RunRecorder:
         for secret in secrets:
             if secret:
                 reason = reason.replace(secret, "***")
+        reason = redacted(reason)
         try:
             self._append(self._row(FAILED, error=reason))
         except Exception:  # the warehouse is what failed, most likely: nothing more to do
