@@ -86,6 +86,7 @@ def three_runs_beside_an_analyst(simulator: TriggSimulator, target: Target, tmp_
             result = run_trigg("run", *target.cli_args, env=env, cwd=tmp_path)
             runs.append((started, time.time()))
             assert result.returncode == 0, result.stderr
+            assert "maintenance   " in result.stdout, result.stdout  # the lake was maintained
             states.add(load_state(simulator))
         stop.touch()
         output, errors = analyst.communicate(timeout=60)

@@ -5,6 +5,9 @@
 - `quality.py`: data-quality checks reported in the run summary
 - `run_history.py`: the `run_history` table, one row per run
 - `status.py`: `trigg status`, read from the warehouse alone
+- `session.py`: `trigg sql`, read-only queries and sessions that never keep a run waiting
+- `lake.py`: opening a DuckLake from outside dlt (read-only for analysts)
+- `maintenance.py`: a DuckLake's `CHECKPOINT` after every run, and `trigg maintain`
 - `dictionary.py`: `docs/data-dictionary.md`, from the same descriptions as the comments
 """
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import duckdb
 
 from pipelines.destinations import Warehouse
-from pipelines.warehouse.lake import LAKE_ALIAS, open_lake
+from pipelines.warehouse.lake import LAKE_ALIAS, lake_credentials, metadata_schema, open_lake
 
 FILE_GRACE = "1 hour"
 """How long a data file no snapshot needs is kept for queries still reading it."""
 METADATA = f"__ducklake_metadata_{LAKE_ALIAS}"
-"""Where DuckLake attaches the lake's catalog database."""
+"""Where DuckLake attaches the lake's catalog database (its tables in schema `main` of a SQLite
+file, in the metadata schema of a PostgreSQL database)."""
 
 
 @dataclass(frozen=True)
@@ -61,27 +62,29 @@ class Maintenance:
 def maintain(warehouse: Warehouse, retention_hours: float) -> Maintenance:
     """Checkpoint the lake, expiring snapshots older than `retention_hours`."""
     started = time.monotonic()
+    schema = metadata_schema(lake_credentials(warehouse)) or "main"
     with open_lake(warehouse, read_only=False) as connection:
-        before = footprint(connection)
+        before = footprint(connection, schema)
         _set_option(connection, "expire_older_than", f"{int(retention_hours * 3600)} seconds")
         _set_option(connection, "delete_older_than", FILE_GRACE)
         _set_option(connection, "data_inlining_row_limit", "0")  # see destinations.LAKE_SETTINGS
         connection.execute(f"USE {LAKE_ALIAS}")
         connection.execute("CHECKPOINT")
-        after = footprint(connection)
+        after = footprint(connection, schema)
     return Maintenance(before, after, time.monotonic() - started)
 
 
-def footprint(connection: duckdb.DuckDBPyConnection) -> LakeFootprint:
+def footprint(connection: duckdb.DuckDBPyConnection, schema: str = "main") -> LakeFootprint:
     """The lake's snapshots, and the files and bytes of its newest snapshot."""
+    meta = f'{METADATA}."{schema}"'
     row = connection.execute(
         f"""select
-              (select count(*) from {METADATA}.ducklake_snapshot),
-              (select count(*) from {METADATA}.ducklake_data_file where end_snapshot is null),
-              (select count(*) from {METADATA}.ducklake_delete_file where end_snapshot is null),
-              (select coalesce(sum(file_size_bytes), 0) from {METADATA}.ducklake_data_file
+              (select count(*) from {meta}.ducklake_snapshot),
+              (select count(*) from {meta}.ducklake_data_file where end_snapshot is null),
+              (select count(*) from {meta}.ducklake_delete_file where end_snapshot is null),
+              (select coalesce(sum(file_size_bytes), 0) from {meta}.ducklake_data_file
                 where end_snapshot is null)
-              + (select coalesce(sum(file_size_bytes), 0) from {METADATA}.ducklake_delete_file
+              + (select coalesce(sum(file_size_bytes), 0) from {meta}.ducklake_delete_file
                 where end_snapshot is null)"""
     ).fetchone()
     assert row is not None
