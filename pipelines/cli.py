@@ -1,5 +1,5 @@
-"""The `trigg` command: `run` for schedulers, `status` for people and monitors, `demo` for a first
-look, `simulator` for notebooks.
+"""The `trigg` command: `run` for schedulers, `status` for people and monitors, `sql` for
+analysts, `maintain` for a DuckLake's upkeep, `demo` for a first look, `simulator` for notebooks.
 
 Failures print one sentence on stderr and exit non-zero; `--verbose` adds the traceback.
 """
@@ -84,13 +84,33 @@ def build_parser() -> argparse.ArgumentParser:
         " everything); customer_versions, the history, is kept (needed to switch"
         " sources.trigg.pii on an existing warehouse)",
     )
-    run.add_argument(
-        "--destination",
-        metavar="NAME",
-        help="any dlt destination (duckdb, postgres, motherduck, bigquery, snowflake, ...),"
-        " configured the dlt way (DESTINATION__<NAME>__CREDENTIALS); default duckdb",
-    )
+    _destination_flag(run)
     run.set_defaults(handler=_run)
+
+    sql = commands.add_parser(
+        "sql",
+        parents=[common],
+        help="query the warehouse (read-only; the dataset is the default schema); without SQL,"
+        " a session reading ;-terminated statements from stdin",
+    )
+    sql.add_argument("query", nargs="?", metavar="SQL", help="the query; omit for a session")
+    sql.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (default), csv (a header line, then one line per row) or json (one JSON"
+        " array of row objects per statement, on one line)",
+    )
+    _destination_flag(sql)
+    sql.set_defaults(handler=_sql)
+
+    maintain = commands.add_parser(
+        "maintain",
+        parents=[common],
+        help="a DuckLake's maintenance now (every run into a DuckLake does it after its load)",
+    )
+    _destination_flag(maintain, default="ducklake")
+    maintain.set_defaults(handler=_maintain)
 
     demo = commands.add_parser(
         "demo", parents=[common], help="simulator, initial and incremental load, example queries"
@@ -98,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=300, metavar="N")
     demo.add_argument("--changes", type=int, default=40, metavar="N")
     demo.add_argument("--warehouse", default=None, metavar="PATH", help="default trigg_demo.duckdb")
+    demo.add_argument(
+        "--destination",
+        choices=("duckdb", "ducklake"),
+        default="duckdb",
+        help="ducklake: a DuckLake (trigg_demo.sqlite and trigg_demo.files/) instead of a file",
+    )
     demo.set_defaults(handler=_demo)
 
     status = commands.add_parser(
@@ -110,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--warehouse",
         default=None,
         metavar="PATH",
-        help="the DuckDB file; default DESTINATION__DUCKDB__CREDENTIALS or trigg.duckdb",
+        help="the DuckDB file; default DESTINATION__DUCKDB__CREDENTIALS or trigg_customers.duckdb",
+    )
+    status.add_argument(
+        "--destination",
+        choices=("duckdb", "ducklake"),
+        default=None,
+        help="ducklake: the DuckLake configured by DESTINATION__DUCKLAKE__CREDENTIALS__*",
     )
     status.set_defaults(handler=_status)
 
@@ -122,6 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulator.add_argument("--seed", type=int, default=42, metavar="S")
     simulator.set_defaults(handler=_simulator)
     return parser
+
+
+def _destination_flag(command: argparse.ArgumentParser, default: str | None = None) -> None:
+    command.add_argument(
+        "--destination",
+        metavar="NAME",
+        default=default,
+        help="ducklake, or any dlt destination (duckdb, postgres, motherduck, bigquery, ...),"
+        " configured the dlt way (DESTINATION__<NAME>__CREDENTIALS...); default "
+        + (default or "duckdb"),
+    )
 
 
 def use_project_settings_from_anywhere() -> None:
@@ -214,11 +257,17 @@ class _HidePandas(importlib.abc.MetaPathFinder):
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import DEMO_WAREHOUSE, run_demo
+    from pipelines.demo import DEMO_WAREHOUSE, demo_lake, run_demo
 
-    run_demo(
-        customers=args.customers, changes=args.changes, warehouse=args.warehouse or DEMO_WAREHOUSE
-    )
+    if args.destination == "ducklake":
+        if args.warehouse:
+            from pipelines.trigg.errors import ConfigError
+
+            raise ConfigError("--warehouse names a DuckDB file: leave it out with --destination")
+        warehouse = demo_lake()
+    else:
+        warehouse = args.warehouse or DEMO_WAREHOUSE
+    run_demo(customers=args.customers, changes=args.changes, warehouse=warehouse)
     return EXIT_OK
 
 
@@ -226,8 +275,50 @@ def _status(args: argparse.Namespace) -> int:
     from pipelines.destinations import resolve_warehouse
     from pipelines.warehouse.status import read_status
 
-    status = read_status(args.warehouse or resolve_warehouse().location)
+    warehouse = args.warehouse or resolve_warehouse(args.destination)
+    status = read_status(warehouse)
     print(json.dumps(status.as_dict(), indent=2) if args.json else status.render())
+    return EXIT_OK
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from pipelines.destinations import resolve_warehouse
+    from pipelines.warehouse.session import (
+        answer_all,
+        piped_line,
+        reader_for,
+        run_session,
+        split_statements,
+        typed_line,
+    )
+
+    warehouse = resolve_warehouse(args.destination)
+
+    def report(problem: Exception) -> None:
+        print(f"trigg: the statement failed: {problem}", file=sys.stderr, flush=True)
+
+    with reader_for(warehouse) as reader:
+        if args.query is not None:
+            statements, rest = split_statements(args.query)
+            statements += [rest.strip()] if rest.strip() else []
+            if not statements:
+                from pipelines.trigg.errors import ConfigError
+
+                raise ConfigError("the query is empty: give a SQL statement, or none for a session")
+            failed = answer_all(reader, statements, sys.stdout, args.format, report)
+            return EXIT_FAILED if failed else EXIT_OK
+        read_line = typed_line if sys.stdin.isatty() else piped_line
+        run_session(reader, read_line, sys.stdout, args.format, report)
+    return EXIT_OK
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    from pipelines.destinations import resolve_warehouse
+    from pipelines.runner import maintain_lake
+    from pipelines.trigg.settings import lake_retention_hours
+
+    done = maintain_lake(resolve_warehouse(args.destination), lake_retention_hours())
+    print(done.render())
     return EXIT_OK
 
 
@@ -261,8 +352,11 @@ def _simulator(args: argparse.Namespace) -> int:
 
 def _fail(message: str, code: int, args: argparse.Namespace) -> int:
     """One sentence on stderr (and a `failure` event for JSON logs); the traceback if verbose."""
+    from pipelines.trigg.errors import redacted
+
+    message = redacted(message)
     if args.verbose:
-        traceback.print_exc()
+        print(redacted(traceback.format_exc()), file=sys.stderr, end="")
     print(f"trigg: {message}", file=sys.stderr)
     if args.log_format == "json":
         event("failure", message, logging.ERROR, exit_code=code)

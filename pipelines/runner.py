@@ -31,6 +31,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.destinations import Warehouse, duckdb_file, lock_holder
+from pipelines.duckdb_extensions import extension_directory
 from pipelines.local_state import (
     LOCK_FILE,
     describe,
@@ -41,12 +42,13 @@ from pipelines.local_state import (
 )
 from pipelines.summary import QualityCheck, RunSummary
 from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
-from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
+from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError, redacted
 from pipelines.trigg.events import event
 from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import after_load
+from pipelines.warehouse.maintenance import Maintenance, maintain
 from pipelines.warehouse.run_history import HISTORY_PIPELINE_SUFFIX, RunRecorder
 
 T = TypeVar("T")
@@ -83,6 +85,8 @@ side ran out of the warehouse's 128 MB at 200,000 customers (dlt retried them)."
 def make_pipeline(warehouse: Warehouse | str, progress: Collector | None = None) -> dlt.Pipeline:
     """The `trigg_customers` pipeline loading into `warehouse`; `progress` sees its steps."""
     target = as_warehouse(warehouse)
+    if target.is_ducklake:
+        extension_directory()  # its links, again: dlt's data dir may be new since it was resolved
     workers = DUCKDB_LOAD_WORKERS if target.is_duckdb_file else LOAD_WORKERS
     os.environ.setdefault("LOAD__WORKERS", workers)
     return dlt.pipeline(
@@ -127,6 +131,17 @@ def exclusive_run(warehouse: Warehouse) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def maintain_lake(warehouse: Warehouse, retention_hours: float) -> Maintenance:
+    """`trigg maintain`: the lake's maintenance on its own, never beside a run."""
+    if not warehouse.is_ducklake:
+        raise ConfigError(
+            f"{warehouse} is not a DuckLake: `trigg maintain` keeps DuckLakes compact"
+            " (a DuckDB file needs no maintenance); use --destination ducklake"
+        )
+    with exclusive_run(warehouse):
+        return maintain(warehouse, retention_hours)
 
 
 def run_once(
@@ -225,6 +240,7 @@ def _load(
         load_info = _when_unlocked(lambda: pipeline.run(source, refresh=refresh), warehouse, wait)
     loaded = list(load_info.loads_ids) if load_info else []
     quality_checks = _after_commit(pipeline, loaded, warehouse, wait, warnings)
+    maintenance = _maintain_lake(warehouse, settings, warnings) if warehouse.is_ducklake else None
     rows = _rows_written(pipeline)
     quarantined = (
         _newly_quarantined(pipeline, loaded, warehouse, wait) if rows.get(REJECTED_TABLE) else 0
@@ -252,7 +268,26 @@ def _load(
         quality_checks=quality_checks,
         pii=settings.pii,
         full_backfill=full_backfill,
+        maintenance=maintenance,
     )
+
+
+def _maintain_lake(
+    warehouse: Warehouse, settings: TriggSettings, warnings: list[str]
+) -> str | None:
+    """Keep a DuckLake compact after its load; a failure is a warning: the data is loaded."""
+    try:
+        done = maintain(warehouse, settings.lake_retention_hours)
+    except Exception as failure:
+        message = (
+            f"the lake's maintenance failed ({redacted(_first_line(failure))});"
+            " the data and the cursor are committed, and the next run retries it"
+        )
+        event("warning", message, logging.WARNING)
+        warnings.append(message)
+        return None
+    event("maintenance", done.render(), seconds=round(done.seconds, 3))
+    return done.render().removeprefix("lake maintenance: ")
 
 
 def _after_commit(
@@ -497,7 +532,7 @@ def _failures_explained(warehouse: Warehouse) -> Iterator[None]:
                 " cursor: if that fails the same way, run `trigg run --verbose` and report it"
             ) from failure
         cause = failure.exception
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        detail = redacted(str(cause).strip().splitlines()[0]) if str(cause).strip() else ""
         raise LoadError(
             f"the {failure.step} step failed for {warehouse}"
             f" ({type(cause).__name__}: {detail}); the next run retries it"

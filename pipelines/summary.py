@@ -41,6 +41,8 @@ class RunSummary:
     """Findings of the data-quality checks after the load: warnings, never failures."""
     pii: str = "keep"
     """How personal data was handled: keep, pseudonymize or drop."""
+    maintenance: str | None = None
+    """A DuckLake's maintenance after the load: what it left, for people."""
 
     def as_dict(self) -> dict[str, Any]:
         summary = asdict(self)
@@ -68,6 +70,8 @@ class RunSummary:
         if self.pii != "keep":
             lines.append(f"  personal data {self.pii}")
         lines.extend(f"  warning       {warning}" for warning in self.warnings)
+        if self.maintenance:
+            lines.append(f"  maintenance   {self.maintenance}")
         lines.extend(f"  note          {note}" for note in self.notes)
         return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import pytest
 from pipelines.simulator import DEMO_API_KEY, TriggSimulator
 from pipelines.trigg.settings import TriggSettings
 from tests.postgres import PostgresServer
-from tests.targets import Target, duckdb_target, postgres_target
+from tests.targets import Target, duckdb_target, ducklake_target, postgres_target
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 _INSTALLED = Path(sys.executable).parent / "trigg"
@@ -52,13 +52,20 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "ducklake"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
-    """The core correctness and crash tests run against DuckDB and a real PostgreSQL."""
+    """The core correctness and crash tests run against DuckDB, a real PostgreSQL and a DuckLake."""
     if request.param == "duckdb":
         return duckdb_target(str(tmp_path / "warehouse.duckdb"))
+    if request.param == "ducklake":
+        return lake(tmp_path)
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return postgres_target(server.create_database(f"trigg_{tmp_path.name}"[:60].lower()))
+
+
+def lake(folder: Path) -> Target:
+    """A DuckLake in `folder`: the catalog in SQLite, the files beside it."""
+    return ducklake_target(str(folder / "catalog.sqlite"), str(folder / "lake-files"))
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The warehouses the core tests run against: a DuckDB file and a real PostgreSQL database."""
+"""The warehouses the core tests run against: a DuckDB file, a real PostgreSQL database and a
+DuckLake (SQLite catalog, files in a folder), read as a third party would: attached read-only."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import dlt
 import duckdb
 import psycopg2
 
-from pipelines.destinations import Warehouse, destination_warehouse
+from pipelines import duckdb_extensions
+from pipelines.destinations import Warehouse, destination_warehouse, ducklake
 
 
 @dataclass
@@ -24,6 +26,8 @@ class Target:
     """What the `trigg` command needs to load into it."""
     cli_args: tuple[str, ...] = ()
     dsn: str = ""
+    """PostgreSQL: the database; DuckLake: what follows `ducklake:` in an `ATTACH`."""
+    attach_options: str = ""
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
@@ -31,6 +35,12 @@ class Target:
         if self.kind == "duckdb":
             connection = duckdb.connect(str(self.warehouse), read_only=True)
             connection.execute("set schema 'trigg'")
+        elif self.kind == "ducklake":
+            connection = duckdb_extensions.connect()
+            connection.execute(
+                f"attach 'ducklake:{self.dsn}' as lake (read_only{self.attach_options})"
+            )
+            connection.execute("use lake.trigg")
         else:
             connection = psycopg2.connect(self.dsn)
             with connection.cursor() as cursor:
@@ -56,7 +66,7 @@ class Target:
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with self.connect() as connection:
-            if self.kind == "duckdb":  # a DuckDB cursor is a new session, without `set schema`
+            if self.kind != "postgres":  # a DuckDB cursor is a new session, without `set schema`
                 return connection.execute(sql).fetchall()
             with connection.cursor() as cursor:
                 cursor.execute(sql)
@@ -76,6 +86,52 @@ def postgres_target(dsn: str) -> Target:
         ("--destination", "postgres"),
         dsn,
     )
+
+
+def ducklake_target(catalog: str, storage: str) -> Target:
+    """A DuckLake with its catalog in the SQLite file `catalog` and its files in `storage`."""
+    env = {
+        "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": f"sqlite:///{catalog}",
+        "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": storage,
+    }
+    with environment(env):
+        warehouse = ducklake()
+    return Target("ducklake", warehouse, env, ("--destination", "ducklake"), f"sqlite:{catalog}")
+
+
+def postgres_ducklake_target(catalog_dsn: str, storage: str, metadata_schema: str) -> Target:
+    """A DuckLake with its catalog in a PostgreSQL database (schema `metadata_schema`)."""
+    env = {
+        "DESTINATION__DUCKLAKE__CREDENTIALS__CATALOG": catalog_dsn,
+        "DESTINATION__DUCKLAKE__CREDENTIALS__STORAGE__BUCKET_URL": storage,
+        "DESTINATION__DUCKLAKE__CREDENTIALS__METADATA_SCHEMA": metadata_schema,
+    }
+    with environment(env):
+        warehouse = ducklake()
+    libpq = psycopg2.extensions.make_dsn(catalog_dsn)
+    return Target(
+        "ducklake",
+        warehouse,
+        env,
+        ("--destination", "ducklake"),
+        f"postgres:{libpq}",
+        f", metadata_schema '{metadata_schema}'",
+    )
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """dlt resolves a destination from the environment: these values, for a moment."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def as_target(target: Target | str) -> Target:

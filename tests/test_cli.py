@@ -48,17 +48,49 @@ def test_run_prints_a_summary_and_works_from_any_directory(
     assert customers == len(simulator.store.customers)
 
 
-def test_the_default_warehouse_is_trigg_duckdb_in_the_working_directory(
+def test_the_default_warehouse_is_trigg_customers_duckdb_in_the_working_directory(
     simulator: TriggSimulator, tmp_path: Path
 ) -> None:
     for _ in range(2):
         result = run_trigg("run", env=trigg_env(simulator, None), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-    with duckdb.connect(str(tmp_path / "trigg.duckdb"), read_only=True) as connection:
-        # the file's catalog is named `trigg` like the dataset: qualify fully or `use trigg.trigg`
-        count = connection.sql("select count(*) from trigg.trigg.customers").fetchone()[0]
-        connection.execute("use trigg.trigg")
-        assert connection.sql("select count(*) from customers").fetchone()[0] == count == 60
+    with duckdb.connect(str(tmp_path / "trigg_customers.duckdb"), read_only=True) as connection:
+        # the file's catalog is `trigg_customers`: `trigg.` can only mean the dataset
+        count = connection.sql("select count(*) from trigg.customer_overview").fetchone()[0]
+    assert count == 60
+
+
+def test_sql_runs_one_query_with_the_dataset_as_the_default_schema(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    env = trigg_env(simulator, None)
+    assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
+    query = "select count(*) as members, count(distinct city) > 1 as many from customer_overview"
+
+    table = run_trigg("sql", query, env=env, cwd=tmp_path)
+    csv = run_trigg("sql", "--format", "csv", query, env=env, cwd=tmp_path)
+    as_json = run_trigg("sql", "--format", "json", query, env=env, cwd=tmp_path)
+
+    assert table.returncode == csv.returncode == as_json.returncode == 0, table.stderr
+    assert table.stdout == "members | many\n--------+-----\n     60 | True\n(1 row)\n"
+    assert csv.stdout == "members,many\n60,True\n"
+    assert json.loads(as_json.stdout) == [{"members": 60, "many": True}]
+
+
+def test_sql_refuses_a_bad_query_and_any_write_in_one_sentence(
+    simulator: TriggSimulator, tmp_path: Path
+) -> None:
+    env = trigg_env(simulator, None)
+    assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
+    unknown = run_trigg("sql", "select * from no_such_table", env=env, cwd=tmp_path)
+    write = run_trigg("sql", "drop table customers", env=env, cwd=tmp_path)
+    assert_one_clear_sentence(unknown, "no_such_table")
+    assert_one_clear_sentence(write, "read-only")
+    assert unknown.returncode == write.returncode == 1
+    after = run_trigg(
+        "sql", "--format", "csv", "select count(*) n from customers", env=env, cwd=tmp_path
+    )
+    assert after.stdout == "n\n60\n"
 
 
 def test_missing_base_url_names_the_env_var(tmp_path: Path) -> None:
@@ -153,7 +185,7 @@ def test_demo_loads_twice_and_shows_queries_in_its_own_warehouse(tmp_path: Path)
     assert "customer ids held more than once" in result.stdout  # the quality checks
     assert "trigg status:" in result.stdout and "freshness lag" in result.stdout
     assert (tmp_path / "trigg_demo.duckdb").exists()
-    assert not (tmp_path / "trigg.duckdb").exists()
+    assert not (tmp_path / "trigg_customers.duckdb").exists()
 
 
 def test_simulator_command_serves_the_api_and_prints_url_and_key(tmp_path: Path) -> None:

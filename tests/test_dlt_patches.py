@@ -13,16 +13,20 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
+from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
 from pipelines import dlt_patches
+from pipelines.destinations import ducklake
 from pipelines.dlt_patches import (
     duckdb_catalog,
     duckdb_file_merge,
     duckdb_merge,
+    ducklake_connections,
     nested_extract,
     parquet_import,
     refresh_keeps,
 )
+from pipelines.duckdb_extensions import STARTUP_SETTINGS
 
 
 @contextmanager
@@ -74,6 +78,54 @@ def test_merge_of_child_tables_goes_through_the_first_copy_dedup(tmp_path: Path)
     with duckdb.connect(str(tmp_path / "merge.duckdb"), read_only=True) as connection:
         cards = connection.sql("select count(*) from shop.customers__cards").fetchone()
     assert cards == (6,)  # the second version's two cards per customer, the first's gone
+
+
+def lake_pipeline(tmp_path: Path) -> dlt.Pipeline:
+    credentials = DuckLakeCredentials(
+        catalog=f"sqlite:///{tmp_path / 'guard.sqlite'}", storage=str(tmp_path / "guard.files")
+    )
+    return dlt.pipeline(
+        pipeline_name="guard_lake",
+        pipelines_dir=str(tmp_path / "dlt"),
+        destination=ducklake(credentials).destination,
+        dataset_name="shop",
+    )
+
+
+def test_merge_of_child_tables_into_a_lake_goes_through_the_first_copy_dedup(
+    tmp_path: Path,
+) -> None:
+    pipeline = lake_pipeline(tmp_path)
+    with counting(duckdb_merge.FirstCopyMergeJob, "gen_select_from_dedup_sql") as calls:
+        for version in (1, 2):
+            pipeline.run(
+                customers_with_children(version),
+                table_name="customers",
+                write_disposition="merge",
+                primary_key="id",
+            )
+    nested = [
+        args
+        for args in calls
+        if args[0] is duckdb_merge.FirstCopyLakeMergeJob
+        and list(args[2]) == [duckdb_merge.NESTED_ROW_KEY]
+    ]
+    assert nested, "dlt no longer asks the DuckLake merge job for its dedup SQL of nested tables"
+    with pipeline.sql_client() as client:
+        assert client.execute_sql("select count(*) from customers__cards") == [(6,)]
+
+
+def test_lake_connections_open_with_the_startup_settings(tmp_path: Path) -> None:
+    pipeline = lake_pipeline(tmp_path)
+    with counting(ducklake_connections.StartupSettingsPool, "borrow_conn") as calls:
+        pipeline.run([{"id": 1}], table_name="things")
+        with pipeline.sql_client() as client:
+            [(unsigned,)] = client.execute_sql(
+                "select current_setting('allow_unsigned_extensions')"
+            )
+    assert calls, "dlt no longer borrows DuckLake connections from the credentials' pool"
+    assert STARTUP_SETTINGS == {"allow_unsigned_extensions": True}
+    assert unsigned is True
 
 
 def test_a_file_named_like_its_dataset_is_loaded_with_fully_qualified_names(
@@ -155,7 +207,17 @@ def test_a_refresh_keeps_the_tables_marked_to_be_kept(tmp_path: Path) -> None:
             "_create_merge_followup_jobs",
             duckdb_merge._create_merge_followup_jobs,
         ),
+        (
+            duckdb_merge.DuckLakeClient,
+            "_create_merge_followup_jobs",
+            duckdb_merge._create_lake_merge_followup_jobs,
+        ),
         (nested_extract.Extract, "_compute_metrics", nested_extract._compute_metrics),
+        (
+            ducklake_connections.DuckLakeCredentials,
+            "on_resolved",
+            ducklake_connections._on_resolved,
+        ),
         (
             duckdb_file_merge.DuckDbClient,
             "create_load_job",

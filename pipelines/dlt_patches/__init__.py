@@ -4,9 +4,11 @@ if dlt stops calling the patched method (so an upgrade of dlt cannot silently dr
 
 - `duckdb_catalog`: fully qualified names for DuckDB files named like their dataset
   (`trigg.duckdb` holds catalog `trigg` and schema `trigg`);
-- `duckdb_merge`: merge deduplicates staging rows by `rowid`, in bounded memory;
+- `duckdb_merge`: merge deduplicates staging rows by `rowid`, in bounded memory (DuckLake too);
 - `duckdb_file_merge`: merge reads parquet files itself instead of copying them to staging;
 - `parquet_import`: the fast path's parquet files are imported as they are, not rewritten;
+- `ducklake_connections`: DuckLake connections open with DuckDB's start-up settings (the
+  extensions' signature check, 0.6 s per connection, is skipped for the pinned packages);
 - `nested_extract`: extract may write rows of nested tables (the fast path's child tables);
 - `refresh_keeps`: `refresh` keeps tables marked `x-keep-on-refresh` (`customer_versions`).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pipelines.dlt_patches.duckdb_catalog import qualify_colliding_catalogs
 from pipelines.dlt_patches.duckdb_file_merge import merge_parquet_files_in_place
 from pipelines.dlt_patches.duckdb_merge import deduplicate_by_rowid
+from pipelines.dlt_patches.ducklake_connections import open_lakes_with_startup_settings
 from pipelines.dlt_patches.nested_extract import count_nested_tables_under_their_root
 from pipelines.dlt_patches.parquet_import import import_parquet_files_loaded_by_name
 from pipelines.dlt_patches.refresh_keeps import keep_marked_tables_on_refresh
@@ -30,6 +33,7 @@ def install() -> None:
     qualify_colliding_catalogs()
     deduplicate_by_rowid()
     merge_parquet_files_in_place()
+    open_lakes_with_startup_settings()
     count_nested_tables_under_their_root()
     import_parquet_files_loaded_by_name()
     keep_marked_tables_on_refresh()

@@ -35,6 +35,7 @@ from dlt.common.schema.utils import (
 )
 from dlt.common.storages.load_package import LoadJobInfo, ParsedLoadJobFileName
 from dlt.destinations.impl.duckdb.duck import DuckDbClient, DuckDbCopyJob
+from dlt.destinations.impl.ducklake.ducklake import DuckLakeClient
 from dlt.destinations.sql_client import SqlClientBase
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
@@ -99,6 +100,8 @@ def _create_table_chain_completed_followup_jobs(
     table_chain: Sequence[Any],
     completed_table_chain_jobs: Sequence[LoadJobInfo] | None = None,
 ) -> list[Any]:
+    if isinstance(self, DuckLakeClient):  # it copies every file to staging (its own load job)
+        return _dlt_create_chain_followup_jobs(self, table_chain, completed_table_chain_jobs)
     jobs = list(completed_table_chain_jobs or [])
     files: dict[str, list[str]] = {}
     staged: set[str] = set()

@@ -9,6 +9,8 @@ customers at 128 MB. Picking the `rowid` of the row to keep per key aggregates t
 narrow columns, which DuckDB spills: it merges the same loads in 128 MB. The result is the same:
 rows sharing a `_dlt_id` are copies of one row, and of the rows sharing a primary key the one
 with the highest (`desc`) or lowest (`asc`) sort value is kept, any one of them without a sort.
+DuckLake tables have a `rowid` too, and dlt's DuckLake client merges with a job of its own: it
+gets the same query.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dlt.destinations.impl.duckdb.duck import DuckDbClient
+from dlt.destinations.impl.ducklake.ducklake import DuckLakeClient, DuckLakeMergeFollowupJob
 from dlt.destinations.sql_jobs import SqlMergeFollowupJob
 
 NESTED_ROW_KEY = '"_dlt_id"'
@@ -62,10 +65,19 @@ def kept_rows(table_name: str, keys: Sequence[str], dedup_sort: Any = None) -> s
     return f"SELECT {pick} FROM {table_name} GROUP BY {', '.join(keys)}"
 
 
+class FirstCopyLakeMergeJob(FirstCopyMergeJob, DuckLakeMergeFollowupJob):
+    """DuckLake's merge (its own upsert), deduplicating by `rowid` like DuckDB's."""
+
+
 def _create_merge_followup_jobs(self: DuckDbClient, table_chain: Sequence[Any]) -> list[Any]:
     return [FirstCopyMergeJob.from_table_chain(table_chain, self.sql_client)]
 
 
+def _create_lake_merge_followup_jobs(self: DuckLakeClient, table_chain: Sequence[Any]) -> list[Any]:
+    return [FirstCopyLakeMergeJob.from_table_chain(table_chain, self.sql_client)]
+
+
 def deduplicate_by_rowid() -> None:
-    """Install it (a patch of dlt's DuckDB job client); idempotent."""
+    """Install it (a patch of dlt's DuckDB and DuckLake job clients); idempotent."""
     DuckDbClient._create_merge_followup_jobs = _create_merge_followup_jobs  # type: ignore[method-assign]
+    DuckLakeClient._create_merge_followup_jobs = _create_lake_merge_followup_jobs  # type: ignore[method-assign]

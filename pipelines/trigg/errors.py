@@ -1,6 +1,27 @@
-"""The errors a run can end with. Each message is one plain sentence for the operator."""
+"""The errors a run can end with. Each message is one plain sentence for the operator.
+
+Messages quote what failed, and some libraries quote their connection strings: a secret that
+reaches one (a DuckLake catalog's password, which DuckDB echoes when it cannot connect) is
+registered with `keep_secret` and masked by `redacted` wherever a message leaves the process.
+"""
 
 from __future__ import annotations
+
+from urllib.parse import quote
+
+_SECRETS: set[str] = set()
+
+
+def keep_secret(value: str | None) -> None:
+    """Mask `value` in every message `redacted` passes on (as given and URL-encoded)."""
+    if value:
+        _SECRETS.update({value, quote(value, safe="")})
+
+
+def redacted(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class TriggError(Exception):

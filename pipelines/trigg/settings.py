@@ -42,8 +42,16 @@ DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_BACKOFF_SECONDS: Final = 1.0
 DEFAULT_MAX_RETRY_WAIT_SECONDS: Final = 300.0
 DEFAULT_LOCK_TIMEOUT_SECONDS: Final = 60.0
-DEFAULT_DUCKDB_FILE: Final = "trigg.duckdb"
+DEFAULT_DUCKDB_FILE: Final = f"{PIPELINE_NAME}.duckdb"
+"""dlt's own convention (the pipeline's name), and a catalog name DuckDB never confuses with the
+dataset `trigg`: `select * from trigg.customer_overview` just works."""
+DEFAULT_LAKE_NAME: Final = PIPELINE_NAME
+"""A DuckLake's name: its default catalog file (`trigg_customers.sqlite`), the name dlt attaches it
+under, and the default metadata schema of a PostgreSQL catalog."""
 DEFAULT_PII: Final = "keep"
+DEFAULT_LAKE_RETENTION_HOURS: Final = 24.0
+"""A DuckLake keeps a day of snapshots (time travel, `AT (VERSION => ...)`); older ones expire at
+the next maintenance and their files go."""
 
 
 def env_var(key: str) -> str:
@@ -77,6 +85,8 @@ class TriggSettings(BaseConfiguration):
     """The secret HMAC key of pii = pseudonymize; the same key keeps pseudonyms joinable."""
     fast_path: bool = True
     """Flatten responses with DuckDB into Arrow tables; false: always through dlt's normalizer."""
+    lake_retention_hours: float = DEFAULT_LAKE_RETENTION_HOURS
+    """How long a DuckLake keeps old snapshots before its maintenance expires them."""
 
     def source_arguments(self) -> dict[str, object]:
         """The arguments of `trigg_source()` these settings stand for."""
@@ -113,6 +123,20 @@ def load_settings() -> TriggSettings:
     return settings
 
 
+def lake_retention_hours() -> float:
+    """`sources.trigg.lake_retention_hours` alone: maintenance needs no API settings."""
+    settings = resolve_configuration(
+        TriggSettings(), sections=("sources", SOURCE_NAME), accept_partial=True
+    )
+    return _checked_retention(settings.lake_retention_hours)
+
+
+def _checked_retention(hours: float) -> float:
+    if hours < 0:
+        raise ConfigError(f"{env_var('lake_retention_hours')} must be zero or more hours")
+    return hours
+
+
 def validate_settings(settings: TriggSettings) -> None:
     """Reject values that would only fail later, less clearly."""
     url = urlsplit(settings.base_url)
@@ -132,4 +156,5 @@ def validate_settings(settings: TriggSettings) -> None:
         raise ConfigError(f"{env_var('lookback_minutes')} must be zero or more minutes")
     if settings.max_attempts < 1:
         raise ConfigError(f"{env_var('max_attempts')} must be 1 or more")
+    _checked_retention(settings.lake_retention_hours)
     Privacy(settings.pii, settings.pii_key)  # an unknown mode or a missing key fails here

@@ -5,6 +5,9 @@
 - `quality.py`: data-quality checks reported in the run summary
 - `run_history.py`: the `run_history` table, one row per run
 - `status.py`: `trigg status`, read from the warehouse alone
+- `session.py`: `trigg sql`, read-only queries and sessions that never keep a run waiting
+- `lake.py`: opening a DuckLake from outside dlt (read-only for analysts)
+- `maintenance.py`: a DuckLake's `CHECKPOINT` after every run, and `trigg maintain`
 - `dictionary.py`: `docs/data-dictionary.md`, from the same descriptions as the comments
 """
 
@@ -20,7 +23,7 @@ from dlt.destinations.sql_client import SqlClientBase
 from pipelines.summary import QualityCheck
 from pipelines.trigg.schema import VIEWS, described_tables
 from pipelines.warehouse.catalog import dataset_columns
-from pipelines.warehouse.comments import comment_statements
+from pipelines.warehouse.comments import comment_statements, describes_view_columns
 from pipelines.warehouse.quality import check_quality
 from pipelines.warehouse.views import view_statements
 
@@ -89,9 +92,8 @@ def _analyst_layer_current(client: SqlClientBase) -> bool:
         client.dataset_name,
     )
     described = {(relation.name, None) for relation in (*described_tables(), *VIEWS)}
+    with_columns = (*described_tables(), *(VIEWS if describes_view_columns(client) else ()))
     described |= {
-        (relation.name, column.name)
-        for relation in (*described_tables(), *VIEWS)
-        for column in relation.columns
+        (relation.name, column.name) for relation in with_columns for column in relation.columns
     }
     return not any((table, column) in described for table, column in uncommented or ())

@@ -66,7 +66,9 @@ def render_data_dictionary() -> str:
         "",
         f"Every table and view of the dataset (DuckDB schema) `{DATASET_NAME}`. The same"
         " descriptions are stored in the warehouse as comments: `select table_name, column_name,"
-        " comment from duckdb_columns() where schema_name = 'trigg'`.",
+        " comment from duckdb_columns() where schema_name = 'trigg'`. On a DuckLake the views'"
+        " columns carry no comment (DuckLake refuses comments on a view's columns): they are"
+        " described here only.",
         "",
     ]
     lines += [f"- [{title}](#{_anchor(title)})" for title, _, _ in SECTIONS]

@@ -21,6 +21,7 @@ import dlt
 
 from pipelines.local_state import forget_loaded_packages
 from pipelines.summary import RunSummary
+from pipelines.trigg.errors import redacted
 from pipelines.trigg.schema import RUN_HISTORY, relation_hints
 
 SUCCEEDED = "succeeded"
@@ -71,6 +72,7 @@ class RunRecorder:
         for secret in secrets:
             if secret:
                 reason = reason.replace(secret, "***")
+        reason = redacted(reason)
         try:
             self._append(self._row(FAILED, error=reason))
         except Exception:  # the warehouse is what failed, most likely: nothing more to do

@@ -1,13 +1,16 @@
 """`trigg status`: how current the warehouse is, read from the warehouse alone.
 
 No network, no API key: the cursor comes from dlt's state in the warehouse (`_dlt_pipeline_state`),
-the runs from `run_history`, the rest from the tables. The file is opened read-only for the few
-queries this takes, so a scheduled run is never kept waiting.
+the runs from `run_history`, the rest from the tables. A DuckDB file is opened read-only for the
+few queries this takes, so a scheduled run is never kept waiting; a DuckLake is attached read-only
+(its readers never wait for a run, nor a run for them).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import duckdb
 from dlt.common.versioned_state import decompress_state
 
+from pipelines.destinations import Warehouse
 from pipelines.trigg import read_cursor
 from pipelines.trigg.schema import (
     QUARANTINE_KEY,
@@ -25,6 +29,7 @@ from pipelines.trigg.schema import (
 )
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME
 from pipelines.warehouse.connection import has_schema, read_only
+from pipelines.warehouse.lake import open_lake
 
 RUN_COLUMNS = tuple(c.name for c in RUN_HISTORY.columns if not c.name.startswith("_dlt"))
 JSON_COLUMNS = {c.name for c in RUN_HISTORY.columns if c.data_type == "json"}
@@ -89,10 +94,10 @@ class WarehouseStatus:
         return "\n".join(lines)
 
 
-def read_status(warehouse: str, now: datetime | None = None) -> WarehouseStatus:
-    """The status of the warehouse file `warehouse`, as of `now` (default: now)."""
-    status = WarehouseStatus(warehouse, now or datetime.now(UTC))
-    with read_only(warehouse) as connection:
+def read_status(warehouse: Warehouse | str, now: datetime | None = None) -> WarehouseStatus:
+    """The status of `warehouse` (a DuckDB file's path, or a DuckLake), as of `now`."""
+    status = WarehouseStatus(str(warehouse), now or datetime.now(UTC))
+    with _reading(warehouse) as connection:
         if not has_schema(connection, DATASET_NAME):
             return status
         tables = _tables(connection)
@@ -129,6 +134,17 @@ def _distinct_quarantined(connection: duckdb.DuckDBPyConnection) -> int:
     keys += ["md5(CAST(record AS VARCHAR))"] if "record" in columns else []
     counted = f"count(DISTINCT coalesce({', '.join(keys)}))" if keys else "count(*)"
     return int(_scalar(connection, f"select {counted} from {REJECTED_TABLE}") or 0)
+
+
+@contextmanager
+def _reading(warehouse: Warehouse | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    if isinstance(warehouse, Warehouse) and warehouse.is_ducklake:
+        with open_lake(warehouse) as connection:
+            yield connection
+        return
+    path = warehouse.location if isinstance(warehouse, Warehouse) else warehouse
+    with read_only(path) as connection:
+        yield connection
 
 
 def _tables(connection: duckdb.DuckDBPyConnection) -> list[str]:
