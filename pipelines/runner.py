@@ -28,13 +28,16 @@ from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 from pipelines.destinations import Warehouse, duckdb_file, lock_holder
 from pipelines.summary import RunSummary
 from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
+from pipelines.trigg.arrivals import LateArrivals
 from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
 from pipelines.trigg.events import event
+from pipelines.trigg.replay import Replay
 from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import after_load
 from pipelines.warehouse.run_history import RunRecorder
+from pipelines.warehouse.versions import held_versions
 
 T = TypeVar("T")
 LOCK_POLL_SECONDS = 0.5
@@ -143,6 +146,20 @@ def run_once(
     return summary
 
 
+def replay_locked(
+    settings: TriggSettings, warehouse: Warehouse | str, replay: Replay, since: str
+) -> RunSummary:
+    """Load the customers `replay` names from a response fetched before (for `since`), the
+    cursor left where it is: `trigg verify --repair`. The caller holds `exclusive_run`.
+
+    The load is the normal one (merge, child tables, `customer_versions`, quarantine, the
+    analyst layer); it is not a run, so `run_history` does not record it."""
+    warehouse = as_warehouse(warehouse)
+    pipeline = make_pipeline(warehouse)
+    recorder = RunRecorder(pipeline, pii=settings.pii)
+    return _load(pipeline, settings, warehouse, since, False, False, recorder, replay)
+
+
 def _load(
     pipeline: dlt.Pipeline,
     settings: TriggSettings,
@@ -151,6 +168,7 @@ def _load(
     strict: bool,
     full_refresh: bool,
     recorder: RunRecorder,
+    replay: Replay | None = None,
 ) -> RunSummary:
     started = time.monotonic()
     zone = ZoneInfo(settings.timezone)
@@ -182,6 +200,7 @@ def _load(
             since=request_since,
             cursor=cursor_before.isoformat() if cursor_before else None,
         )
+        late_arrivals = None if replay else LateArrivals(held_versions(pipeline))
         source = trigg_source(
             **settings.source_arguments(),
             scratch_dir=_fresh_scratch_dir(warehouse),
@@ -189,6 +208,8 @@ def _load(
             since=request_since,
             strict=strict,
             notes=notes,
+            replay=replay,
+            late_arrivals=late_arrivals,
         )
         refresh = "drop_sources" if full_refresh else None
         load_info = _when_unlocked(
@@ -202,7 +223,8 @@ def _load(
         load_ids=list(load_info.loads_ids) if load_info else [],
         rows_per_table=rows,
     )
-    for note in [*_quarantine_notes(rows), *_new_field_notes(load_info)]:
+    late = late_arrivals.warning(settings.lookback_minutes) if late_arrivals else None
+    for note in [*_quarantine_notes(rows), *_new_field_notes(load_info), *filter(None, [late])]:
         event("warning", note, logging.WARNING)
         notes.append(note)
     return RunSummary(
@@ -217,6 +239,8 @@ def _load(
         notes=notes,
         quality_checks=quality_checks,
         pii=settings.pii,
+        late_arrivals=late_arrivals.count if late_arrivals else None,
+        max_lateness_minutes=late_arrivals.max_minutes if late_arrivals else None,
     )
 
 

@@ -35,6 +35,11 @@ class RunSummary:
     """Findings of the data-quality checks after the load: warnings, never failures."""
     pii: str = "keep"
     """How personal data was handled: keep, pseudonymize or drop."""
+    late_arrivals: int | None = None
+    """Records stamped before the cursor the run started from that the warehouse did not hold
+    (see `trigg/arrivals.py`); None when not measured (a first run)."""
+    max_lateness_minutes: float | None = None
+    """How much older than that cursor the latest of them was."""
 
     def as_dict(self) -> dict[str, Any]:
         summary = asdict(self)
@@ -57,11 +62,21 @@ class RunSummary:
             f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",
             "  rows written  " + (_rows(self.rows_per_table) or "none"),
         ]
+        if self.late_arrivals is not None:
+            lines.append(
+                f"  late arrivals {_lateness(self.late_arrivals, self.max_lateness_minutes)}"
+            )
         lines.extend(_checks(self.quality_checks))
         if self.pii != "keep":
             lines.append(f"  personal data {self.pii}")
         lines.extend(f"  note          {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _lateness(count: int, max_minutes: float | None) -> str:
+    if not count:
+        return "none (no record older than the cursor was new)"
+    return f"{count:,} record(s) older than the cursor, the latest {max_minutes:g} min"
 
 
 def _checks(checks: list[QualityCheck]) -> list[str]:

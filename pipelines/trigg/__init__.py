@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -23,6 +23,7 @@ import pendulum
 from dlt.extract import DltResource
 
 from pipelines import dlt_patches
+from pipelines.trigg.arrivals import LateArrivals
 from pipelines.trigg.batches import FastBatch, FastFile, Received
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
@@ -36,6 +37,7 @@ from pipelines.trigg.records import (
     stream_envelopes,
     to_customer,
 )
+from pipelines.trigg.replay import Replay
 from pipelines.trigg.schema import (
     PRIMARY_KEY,
     REJECTED_TABLE,
@@ -63,10 +65,12 @@ from pipelines.trigg.settings import (
 from pipelines.trigg.timestamps import default_initial_since, parse_since, since_from_cursor
 from pipelines.trigg.validation import problem
 
-__all__ = ["plan_since", "read_cursor", "read_pii_mode", "trigg_source"]
+__all__ = ["plan_since", "read_cursor", "read_first_since", "read_pii_mode", "trigg_source"]
 
 
 CURSOR_KEY = "cursor"
+FIRST_SINCE_KEY = "first_since"
+"""The since the first run (or the last full refresh) asked for: where the warehouse begins."""
 PII_KEY = "pii"
 """The pii mode the warehouse was loaded with: switching it needs a full refresh."""
 BATCH_SIZE = 1000
@@ -93,6 +97,8 @@ def trigg_source(
     since: str | None = None,
     strict: bool = False,
     notes: list[str] | None = None,
+    replay: Replay | None = None,
+    late_arrivals: LateArrivals | None = None,
 ) -> list[DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
@@ -107,6 +113,10 @@ def trigg_source(
     dlt's normalizer would goes to the normalizer (the reference path), and why is appended to
     `notes`. Personal data is handled by the reference path only, so with `pii` other than keep
     every response takes it.
+
+    With `replay`, a response fetched before is read instead of asking the API, only the customers
+    it names are loaded, and the cursor stays (`trigg verify --repair`). `late_arrivals` counts
+    the records stamped before the cursor that the warehouse did not hold (`arrivals.py`).
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
@@ -126,17 +136,25 @@ def trigg_source(
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
+        if cursor is None and replay is None:
+            state.setdefault(FIRST_SINCE_KEY, request_since)
         seen = Newest(cursor)
-        with client.changed_customers(request_since) as body, ExitStack() as scratch:
+        with _response(client, request_since, replay) as body, ExitStack() as scratch:
             fast = (
                 _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
             )
             if fast is not None:
+                if replay is not None:
+                    fast.keep_only(replay.ids_sql)
                 seen.add(fast.newest_updated_at())
+                if late_arrivals is not None and cursor is not None:
+                    late_arrivals.observe(cursor, fast.older_than(cursor))
                 yield from _fast_items(fast, fast_path_files, scratch_dir)
             else:
-                yield from _reference_batches(body, zone, strict, seen, privacy)
-        if seen.moment is not None and seen.moment != cursor:
+                only = replay.ids() if replay is not None else None
+                arrivals = late_arrivals if cursor is not None else None
+                yield from _reference_batches(body, zone, strict, seen, privacy, only, arrivals)
+        if replay is None and seen.moment is not None and seen.moment != cursor:
             state[CURSOR_KEY] = seen.moment.isoformat()
         if state.get(PII_KEY, DEFAULT_PII) != privacy.mode:
             state[PII_KEY] = privacy.mode
@@ -235,14 +253,37 @@ class Newest:
         self.moment = newest(self.moment, other)
 
 
+def _response(
+    client: TriggClient, since: str, replay: Replay | None
+) -> AbstractContextManager[IO[bytes]]:
+    """The body to load: the API's answer for `since`, or the replayed one from its start."""
+    if replay is None:
+        return client.changed_customers(since)
+    replay.body.seek(0)
+    return nullcontext(replay.body)
+
+
 def _reference_batches(
-    body: IO[bytes], zone: ZoneInfo, strict: bool, seen: Newest, privacy: Privacy
+    body: IO[bytes],
+    zone: ZoneInfo,
+    strict: bool,
+    seen: Newest,
+    privacy: Privacy,
+    only: set[str] | None = None,
+    late_arrivals: LateArrivals | None = None,
 ) -> Iterator[Received]:
-    """The reference path: each record checked in Python, customers left to dlt's normalizer."""
+    """The reference path: each record checked in Python, customers left to dlt's normalizer.
+
+    `only` keeps the records of these customer ids; `late_arrivals` sees the customers stamped
+    before the cursor (`seen` starts at it), batch by batch."""
     batch = Received()
     rejected = 0
     first_reason = ""
+    cursor = seen.moment
+    older: list[tuple[str, datetime]] = []
     for raw, meta in stream_envelopes(body):
+        if only is not None and str(raw.get(PRIMARY_KEY)) not in only:
+            continue
         data = privacy.apply(raw)
         try:
             customer = to_customer(data, meta, zone)
@@ -252,6 +293,9 @@ def _reference_batches(
         if reason is None:
             seen.add(customer["updated_at"])
             batch.customers.append(customer)
+            updated_at = customer["updated_at"]
+            if late_arrivals is not None and cursor and updated_at and updated_at < cursor:
+                older.append((str(customer[PRIMARY_KEY]), updated_at))
         else:
             rejected += 1
             first_reason = first_reason or reason
@@ -259,6 +303,9 @@ def _reference_batches(
         if len(batch) >= BATCH_SIZE:
             yield batch
             batch = Received()
+        if late_arrivals is not None and cursor and len(older) >= BATCH_SIZE:
+            late_arrivals.observe(cursor, older)
+            older = []
     if strict and rejected:
         raise QuarantineError(
             f"{rejected} record(s) could not be loaded (first: {first_reason});"
@@ -266,6 +313,8 @@ def _reference_batches(
         )
     if len(batch):
         yield batch
+    if late_arrivals is not None and cursor:
+        late_arrivals.observe(cursor, older)
 
 
 def _open_fast_body(
@@ -301,6 +350,12 @@ def read_pii_mode(source_state: Mapping[str, Any]) -> str | None:
     if PII_KEY in source_state:
         return str(source_state[PII_KEY])
     return DEFAULT_PII if CURSOR_KEY in source_state else None
+
+
+def read_first_since(source_state: Mapping[str, Any]) -> str | None:
+    """The since of the first run (or of the last full refresh), if the state recorded it."""
+    first = source_state.get(FIRST_SINCE_KEY)
+    return str(first) if first else None
 
 
 def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:

@@ -18,6 +18,8 @@ PRIMARY_KEY: Final = "id"
 REJECTED_TABLE: Final = "customers_rejected"
 UPDATED_AT: Final = "updated_at"
 """The column that orders versions of one customer: the newest wins."""
+FINGERPRINT: Final = "fingerprint"
+"""The column of `customer_versions` holding a hash of the version's content (`fingerprint.py`)."""
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,11 @@ VERSIONS: Final = Relation(
         *POINTS,
         *CONSENTS,
         Column("promotions", "bigint", "Number of promotions the customer had."),
+        _text(
+            FINGERPRINT,
+            "A hash of this version's content as loaded (every column and child row), which"
+            " `trigg verify` compares with the API's; empty for a version dlt's normalizer loaded.",
+        ),
         LOAD_ID_COLUMN,
         ROW_ID_COLUMN,
     ),
@@ -361,6 +368,18 @@ RUN_HISTORY: Final = Relation(
         ),
         Column("load_ids", "json", "The dlt loads of this run (_dlt_loads.load_id), as JSON."),
         _text("pii", "How members' personal data was handled: keep, pseudonymize or drop."),
+        Column(
+            "late_arrivals",
+            "bigint",
+            "Records stamped before the cursor the run started from that the warehouse did not"
+            " hold (a change published late); empty for a first or failed run.",
+        ),
+        Column(
+            "max_lateness_minutes",
+            "double",
+            "How much older than that cursor the latest late record was, in minutes: near"
+            " lookback_minutes, a later one would be missed.",
+        ),
         LOAD_ID_COLUMN,
         ROW_ID_COLUMN,
     ),

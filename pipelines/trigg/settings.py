@@ -33,6 +33,8 @@ DEFAULT_TIMEZONE: Final = "Europe/Oslo"
 DEFAULT_LOOKBACK_MINUTES: Final = 10
 DEFAULT_INITIAL_SINCE_DAYS: Final = 1
 """With no `initial_since`, a first run asks for one day back: the API's own default."""
+WHOLE_BASE_SINCE: Final = "20000101T0000"
+"""A since before any Trigg data can exist: asking from it returns the whole customer base."""
 DEFAULT_REQUEST_TIMEOUT_SECONDS: Final = 300.0
 DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_BACKOFF_SECONDS: Final = 1.0

@@ -52,6 +52,8 @@ class RunRecorder:
             rows_per_table=summary.rows_per_table,
             quality_checks={check.name: check.count for check in summary.quality_checks},
             load_ids=summary.load_ids,
+            late_arrivals=summary.late_arrivals,
+            max_lateness_minutes=summary.max_lateness_minutes,
         )
         try:
             self._append(row)
@@ -87,6 +89,8 @@ class RunRecorder:
             "quality_checks": {},
             "load_ids": [],
             "pii": self.pii,
+            "late_arrivals": None,
+            "max_lateness_minutes": None,
         }
 
     def _append(self, row: dict[str, Any]) -> None:

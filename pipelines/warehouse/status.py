@@ -131,8 +131,17 @@ def _cursor(connection: duckdb.DuckDBPyConnection) -> datetime | None:
 
 
 def _run(connection: duckdb.DuckDBPyConnection, condition: str) -> dict[str, Any] | None:
-    row = connection.execute(
-        f"select {', '.join(RUN_COLUMNS)} from {RUN_HISTORY.name}"
+    stored = {
+        name
+        for (name,) in connection.execute(
+            "select column_name from duckdb_columns() where database_name = current_database()"
+            " and schema_name = ? and table_name = ?",
+            [DATASET_NAME, RUN_HISTORY.name],
+        ).fetchall()
+    }
+    columns = [name if name in stored else f"null as {name}" for name in RUN_COLUMNS]
+    row = connection.execute(  # a table written before a column existed lacks it
+        f"select {', '.join(columns)} from {RUN_HISTORY.name}"
         f" where {condition} order by started_at desc limit 1"
     ).fetchone()
     if row is None:
@@ -165,6 +174,15 @@ def _run_lines(title: str, run: dict[str, Any] | None) -> list[str]:
         f"                 cursor {_iso(run['cursor_before']) or 'none'}"
         f" -> {_iso(run['cursor_after']) or 'none'}"
     )
+    if run["late_arrivals"] is not None:
+        lines.append(
+            f"                 late arrivals {run['late_arrivals']:,}"
+            + (
+                f", the latest {run['max_lateness_minutes']:g} min older than the cursor"
+                if run["late_arrivals"]
+                else ""
+            )
+        )
     findings = {name: count for name, count in (run["quality_checks"] or {}).items() if count}
     lines.append(
         "                 quality checks: "
