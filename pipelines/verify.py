@@ -223,7 +223,7 @@ def verify(
         asked = asked or _where_the_warehouse_begins(pipeline)
         comparison = _Comparison(folder, since_instant(asked, zone), all_ids)
         with _client(settings).changed_customers(asked) as body:
-            _fingerprint_answer(body, settings.timezone, folder, comparison.api)
+            fingerprint_answer(body, settings.timezone, folder, comparison.api)
             found = _when_unlocked(lambda: comparison.run(pipeline), warehouse, deadline)
             report = VerifyReport(str(warehouse), asked, found)
             if repair and found.differences:
@@ -335,8 +335,9 @@ SELECT * FROM (
 """
 
 
-def _fingerprint_answer(body: IO[bytes], zone: str, folder: str, path: str) -> None:
-    """(id, `updated_at`, fingerprint) of every customer in the answer, into `path`."""
+def fingerprint_answer(body: IO[bytes], zone: str, folder: str, path: str) -> None:
+    """(id, `updated_at`, fingerprint) of every customer in the answer, as the parquet file
+    `path`, read by the fast path in a scratch database in `folder`."""
     try:
         with fast_body(body, zone, folder) as fast:
             fingerprints = fast.fingerprints(VERIFY_LOAD_ID)
