@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from pipelines.trigg.events import event
@@ -37,16 +37,21 @@ class LateArrivals:
     held: HeldVersions
     count: int | None = None
     """Late records; None when not measured (no cursor yet, or the lookup failed)."""
-    max_minutes: float | None = None
-    """How much older than the cursor the latest of them was, in minutes."""
+    latest: timedelta | None = None
+    """How much older than the cursor the latest of them was."""
     failed: bool = False
+
+    @property
+    def max_minutes(self) -> float | None:
+        """`latest` in minutes, to a tenth."""
+        return None if self.latest is None else round(self.latest.total_seconds() / 60, 1)
 
     def observe(self, cursor: datetime, older: Iterable[tuple[str, datetime]]) -> None:
         """Count the records of `older` (customer id, `UpdatedAt` older than `cursor`) the
         warehouse does not hold in that version. Best effort: a failed lookup leaves None."""
         if self.failed:
             return
-        count, latest = 0, 0.0
+        count, latest = 0, timedelta(0)
         try:
             for batch in _batches(older, LOOKUP_BATCH):
                 held = self.held([customer_id for customer_id, _ in batch])
@@ -54,21 +59,21 @@ class LateArrivals:
                     known = held.get(customer_id)
                     if known is None or known < updated_at:
                         count += 1
-                        latest = max(latest, (cursor - updated_at).total_seconds() / 60)
+                        latest = max(latest, cursor - updated_at)
         except Exception as failure:  # telemetry never fails a load
             log.debug("late arrivals not measured", exc_info=True)
             event("late_arrivals", f"late arrivals not measured: {failure}", logging.WARNING)
-            self.failed, self.count, self.max_minutes = True, None, None
+            self.failed, self.count, self.latest = True, None, None
             return
         self.count = (self.count or 0) + count
         if count:
-            self.max_minutes = max(self.max_minutes or 0.0, round(latest, 1))
+            self.latest = max(self.latest or timedelta(0), latest)
 
     def warning(self, lookback_minutes: int) -> str | None:
         """The summary's warning when the latest record came close to the lookback's edge."""
-        if not self.count or self.max_minutes is None:
+        if not self.count or self.latest is None or self.max_minutes is None:
             return None
-        if self.max_minutes < WARN_SHARE * lookback_minutes:
+        if self.latest < timedelta(minutes=WARN_SHARE * lookback_minutes):
             return None
         share = f"{self.max_minutes / lookback_minutes:.0%} of" if lookback_minutes else "beyond"
         return (
