@@ -12,12 +12,14 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from pipelines.runner import run_once
+from pipelines.runner import as_warehouse, exclusive_run, run_once
 from pipelines.simulator import SimulatedCustomer, TriggSimulator
+from pipelines.trigg.errors import RunInProgress
 from pipelines.trigg.settings import WHOLE_BASE_SINCE, TriggSettings
-from pipelines.verify import verify
+from pipelines.verify import VerifyError, verify
 from pipelines.warehouse.status import read_status
 from tests.conftest import run_trigg, trigg_env
 from tests.oracle import (
@@ -93,6 +95,7 @@ def test_verify_finds_what_runs_missed_and_repair_makes_the_warehouse_equal_the_
         c for c, kind in missed.items() if kind == "missing"
     ]
     cursor = read_status(warehouse).cursor
+    runs = read_status(warehouse).rows_per_table["run_history"]
 
     found = run_trigg("verify", env=env, cwd=tmp_path)
     assert found.returncode == EXIT_DIFFERENCES, found.stderr
@@ -113,6 +116,7 @@ def test_verify_finds_what_runs_missed_and_repair_makes_the_warehouse_equal_the_
     assert_equals_truth(warehouse, simulator)
     assert warehouse_versions(warehouse) == expected_versions([loaded, simulator.store.snapshot()])
     assert read_status(warehouse).cursor == cursor
+    assert read_status(warehouse).rows_per_table["run_history"] == runs  # a load, not a run
 
     simulator.change(12)
     later = run_trigg("run", env=env, cwd=tmp_path)
@@ -168,5 +172,54 @@ def test_an_empty_warehouse_misses_every_customer_of_the_whole_base(
 ) -> None:
     report = verify(settings, warehouse)
     assert report.since == WHOLE_BASE_SINCE
-    assert report.found.counts["missing"] == 60
     assert simulator.requests[-1].since == WHOLE_BASE_SINCE
+    assert report.found.counts["missing"] == 60
+    shown = [line for line in report.render().splitlines() if line.endswith("  missing")]
+    assert len(shown) == 20
+    assert "the first 20; all of them with --json" in report.render()
+    assert len(verify(settings, warehouse, all_ids=True).found.ids["missing"]) == 60
+
+
+def test_a_version_kept_before_fingerprints_existed_counts_as_differing(
+    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+) -> None:
+    run_once(settings, warehouse)
+    with duckdb.connect(warehouse) as connection:  # as a warehouse an older trigg loaded
+        connection.execute("alter table trigg.customer_versions drop column fingerprint")
+    report = verify(settings, warehouse)
+    assert report.found.counts["differs"] == report.found.without_fingerprint == 60
+
+
+def test_verify_never_deletes_a_customer_the_api_no_longer_sends(
+    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+) -> None:
+    run_once(settings, warehouse)
+    gone = simulator.store.customers.pop(sorted(simulator.store.customers)[0]).data["id"]
+
+    report = verify(settings, warehouse, repair=True)
+
+    assert report.found.only_in_warehouse == 1
+    assert report.equal and report.repair is None
+    assert "did not send (verify never deletes them)" in report.render()
+    assert [gone] == [row[0] for row in warehouse_tables(warehouse)["customers"] if row[0] == gone]
+
+
+def test_an_answer_the_fast_path_cannot_read_fails_the_verify_and_changes_nothing(
+    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+) -> None:
+    run_once(settings, warehouse)
+    before = warehouse_tables(warehouse)
+    odd = simulator.store.snapshot()[0].envelope()
+    odd["data"]["interests"] = [["a list in a list"]]
+    simulator.extra_envelopes.append(odd)
+
+    with pytest.raises(VerifyError, match="cannot be compared"):
+        verify(settings, warehouse, repair=True)
+    assert warehouse_tables(warehouse) == before
+
+
+def test_verify_holds_the_run_lock(
+    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+) -> None:
+    with exclusive_run(as_warehouse(warehouse)), pytest.raises(RunInProgress):
+        verify(settings, warehouse)
