@@ -95,6 +95,9 @@ class Comparison:
     """Customers counted as `differs` because the warehouse keeps no fingerprint for them."""
     only_in_warehouse: int = 0
     """Customers the warehouse holds (changed since WHEN) that the API did not send."""
+    unchecked: int = 0
+    """Customers whose version matches but whose content cannot be compared: no `UpdatedAt`
+    to find the version's fingerprint by, or a record only dlt's normalizer reads."""
 
     @property
     def differences(self) -> int:
@@ -108,6 +111,7 @@ class Comparison:
             "differences": self.differences,
             "without_fingerprint": self.without_fingerprint,
             "only_in_warehouse": self.only_in_warehouse,
+            "unchecked": self.unchecked,
             "equal": self.differences == 0,
             "ids": self.ids,
         }
@@ -133,6 +137,11 @@ class Comparison:
             lines.append(f"  {'differing' if position == 0 else '':<13} {customer_id}  {kind}")
         if self.differences > len(shown):
             lines.append(f"  {'':<13} ... the first {len(shown)}; all of them with --json")
+        if self.unchecked:
+            lines.append(
+                f"  {'unchecked':<13} {self.unchecked:>7,}  customers in the right version whose"
+                " content cannot be compared (no UpdatedAt, or only dlt's normalizer reads them)"
+            )
         if self.only_in_warehouse:
             lines.append(
                 f"  {'not sent':<13} {self.only_in_warehouse:>7,}  customers the warehouse holds"
@@ -287,7 +296,7 @@ class _Comparison:
         counts = dict.fromkeys(KINDS, 0)
         counts.update(
             connection.execute(
-                "SELECT kind, count(*) FROM differences WHERE kind <> 'not_sent' GROUP BY kind"
+                f"SELECT kind, count(*) FROM differences WHERE {_DIFFERING} GROUP BY kind"
             ).fetchall()
         )
         limit = (
@@ -297,25 +306,27 @@ class _Comparison:
         )
         ids: dict[str, list[str]] = {kind: [] for kind in KINDS}
         for kind, customer_id in connection.execute(
-            f"SELECT kind, id FROM differences WHERE kind <> 'not_sent' {limit} ORDER BY kind, id"
+            f"SELECT kind, id FROM differences WHERE {_DIFFERING} {limit} ORDER BY kind, id"
         ).fetchall():
             ids[kind].append(customer_id)
-        unfingerprinted, not_sent = connection.execute(
+        unfingerprinted, not_sent, unchecked = connection.execute(
             "SELECT count(*) FILTER (WHERE kind = 'differs' AND unfingerprinted),"
-            " count(*) FILTER (WHERE kind = 'not_sent') FROM differences"
-        ).fetchone() or (0, 0)
-        return Comparison(api, held, counts, ids, unfingerprinted, not_sent)
+            " count(*) FILTER (WHERE kind = 'not_sent'),"
+            " count(*) FILTER (WHERE kind = 'unchecked') FROM differences"
+        ).fetchone() or (0, 0, 0)
+        return Comparison(api, held, counts, ids, unfingerprinted, not_sent, unchecked)
 
     def write_ids(self) -> str:
         """The ids of the customers to repair, as the parquet file `Replay` reads."""
         with self._connect() as connection:
             connection.execute(
-                f"COPY (SELECT id FROM differences WHERE kind <> 'not_sent')"
+                f"COPY (SELECT id FROM differences WHERE {_DIFFERING})"
                 f" TO {literal(self.ids)} (FORMAT parquet)"
             )
         return self.ids
 
 
+_DIFFERING = "kind IN (" + ", ".join(f"'{kind}'" for kind in KINDS) + ")"
 _DIFFERENCES_SQL = """
 CREATE OR REPLACE TABLE differences AS
 SELECT * FROM (
@@ -327,6 +338,7 @@ SELECT * FROM (
             WHEN h.updated_at IS DISTINCT FROM a.updated_at THEN
                 CASE WHEN h.updated_at IS NULL OR h.updated_at < a.updated_at
                      THEN 'stale' ELSE 'newer' END
+            WHEN a.updated_at IS NULL OR a.fingerprint IS NULL THEN 'unchecked'
             WHEN h.fingerprint IS NULL OR h.fingerprint <> a.fingerprint THEN 'differs'
         END AS kind,
         h.id IS NOT NULL AND h.fingerprint IS NULL AS unfingerprinted

@@ -223,3 +223,19 @@ def test_verify_holds_the_run_lock(
 ) -> None:
     with exclusive_run(as_warehouse(warehouse)), pytest.raises(RunInProgress):
         verify(settings, warehouse)
+
+
+def test_a_customer_without_updated_at_is_reported_unchecked_not_as_a_difference(
+    simulator: TriggSimulator, settings: TriggSettings, warehouse: str
+) -> None:
+    """Its fingerprint is kept by version, and it has none: verify says so and moves on."""
+    timeless = simulator.store.generator.customer(simulator.clock()).envelope()
+    del timeless["metaData"]["UpdatedAt"]
+    simulator.extra_envelopes.append(timeless)
+    run_once(settings, warehouse)
+
+    report = verify(settings, warehouse)
+
+    assert report.found.unchecked == 1
+    assert report.equal
+    assert "content cannot be compared" in report.render()
