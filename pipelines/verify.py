@@ -13,9 +13,9 @@ Runs trust their cursor: a change the API stamps far below it, or a change that 
    **stale** (it holds an older `updated_at`), **differs** (the same `updated_at`, other content),
    **newer** (it holds a later `updated_at` than the API sends, e.g. a stamp in the future since
    corrected).
-4. `--repair` loads those customers from the same answer through the normal load path
-   (`runner.replay_locked`: merge, child tables, `customer_versions`, quarantine), the cursor left
-   alone, and compares again.
+4. `--repair` loads those customers from the same answer, still open in its scratch database,
+   through the normal load path (`runner.replay_locked`: merge, child tables, `customer_versions`,
+   quarantine), the cursor left alone, and compares again.
 
 Neither side is ever held in Python: memory stays flat at any size. Verify holds the run lock,
 so no run changes the warehouse while it compares (a scheduled run meanwhile exits 75).
@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final
@@ -51,10 +51,10 @@ from pipelines.summary import RunSummary
 from pipelines.trigg import read_first_since
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import ConfigError, TriggError
-from pipelines.trigg.fast_path import Unusual, fast_body
+from pipelines.trigg.fast_path import MEMORY_LIMIT, FastBody, Unusual, fast_body
 from pipelines.trigg.fast_plan import literal
 from pipelines.trigg.replay import Replay
-from pipelines.trigg.schema import FINGERPRINT, RUN_HISTORY, UPDATED_AT
+from pipelines.trigg.schema import FINGERPRINT, ROW_KEY, RUN_HISTORY, UPDATED_AT
 from pipelines.trigg.settings import WHOLE_BASE_SINCE, TriggSettings
 from pipelines.trigg.timestamps import parse_since, since_instant
 from pipelines.warehouse.versions import held_fingerprints
@@ -71,6 +71,8 @@ SHOWN_IDS: Final = 20
 """Ids printed in the text report (all of them with --json)."""
 VERIFY_LOAD_ID: Final = "verify"
 """Stands in for a load id in the fast path's selects (no column of it is compared)."""
+PARKED_MEMORY: Final = "32MB"
+"""The answer's scratch database's buffer pool while the warehouse is compared."""
 COMPARE_SETTINGS: Final = {
     "memory_limit": "128MB",
     "threads": 2,
@@ -231,17 +233,20 @@ def verify(
         _when_unlocked(pipeline.sync_destination, warehouse, deadline)
         asked = asked or _where_the_warehouse_begins(pipeline)
         comparison = _Comparison(folder, since_instant(asked, zone), all_ids)
-        with _client(settings).changed_customers(asked) as body:
-            fingerprint_answer(body, settings.timezone, folder, comparison.api)
-            found = _when_unlocked(lambda: comparison.run(pipeline), warehouse, deadline)
+        with _client(settings).changed_customers(asked) as body, ExitStack() as answer:
+            fast = open_answer(answer, body, settings.timezone, folder)
+            write_fingerprints(fast, comparison.api)
+            with _parked(fast):
+                found = _when_unlocked(lambda: comparison.run(pipeline), warehouse, deadline)
             report = VerifyReport(str(warehouse), asked, found)
-            if repair and found.differences:
-                replay = Replay(body, comparison.write_ids())
+            if repair and found.differences and fast is not None:
+                replay = Replay(fast, comparison.write_ids())
                 report.repair = replay_locked(settings, warehouse, replay, asked)
                 report.notes.extend(report.repair.notes)
-                repaired = make_pipeline(warehouse)
-                deadline = time.monotonic() + settings.lock_timeout_seconds
-                report.after = _when_unlocked(lambda: comparison.run(repaired), warehouse, deadline)
+        if report.repair is not None:  # the answer's scratch database is gone: memory for this
+            repaired = make_pipeline(warehouse)
+            deadline = time.monotonic() + settings.lock_timeout_seconds
+            report.after = _when_unlocked(lambda: comparison.run(repaired), warehouse, deadline)
     if report.found.without_fingerprint:
         report.notes.append(
             f"{report.found.without_fingerprint:,} customers have no fingerprint in the warehouse"
@@ -347,30 +352,53 @@ SELECT * FROM (
 """
 
 
-def fingerprint_answer(body: IO[bytes], zone: str, folder: str, path: str) -> None:
-    """(id, `updated_at`, fingerprint) of every customer in the answer, as the parquet file
-    `path`, read by the fast path in a scratch database in `folder`."""
+def open_answer(stack: ExitStack, body: IO[bytes], zone: str, folder: str) -> FastBody | None:
+    """The API's answer, read and checked by the fast path in a scratch database in `folder`
+    (open until `stack` closes); None when it is empty."""
     try:
-        with fast_body(body, zone, folder) as fast:
-            fingerprints = fast.fingerprints(VERIFY_LOAD_ID)
-            plan = fast.plan
-            fast.connection.execute(
-                f"COPY (SELECT {plan.id_sql()} AS id,"
-                f" {plan.updated_at_sql(fast.convert)} AS {UPDATED_AT}, f.{FINGERPRINT}"
-                f" FROM {fast.body} b LEFT JOIN ({fingerprints.sql()}) f ON f._dlt_id = b.root_id)"
-                f" TO {literal(path)} (FORMAT parquet)"
-            )
+        return stack.enter_context(fast_body(body, zone, folder))
     except Unusual as why:
-        if str(why) != "the response is empty":
-            raise VerifyError(
-                f"the API's answer cannot be compared: the fast path cannot read it ({why});"
-                " nothing was changed"
-            ) from None
+        if str(why) == "the response is empty":
+            return None
+        raise VerifyError(
+            f"the API's answer cannot be compared: the fast path cannot read it ({why});"
+            " nothing was changed"
+        ) from None
+
+
+def write_fingerprints(fast: FastBody | None, path: str) -> None:
+    """(id, `updated_at`, fingerprint) of every customer in the answer, as the parquet file
+    `path` (no rows for an empty answer)."""
+    if fast is None:
         with duckdb.connect() as connection:
             connection.execute(
                 f"COPY (SELECT NULL::VARCHAR AS id, NULL::TIMESTAMPTZ AS {UPDATED_AT},"
                 f" NULL::VARCHAR AS {FINGERPRINT} WHERE false) TO {literal(path)} (FORMAT parquet)"
             )
+        return
+    fingerprints = fast.fingerprints(VERIFY_LOAD_ID)
+    plan = fast.plan
+    fast.connection.execute(
+        f"COPY (SELECT {plan.id_sql()} AS id,"
+        f" {plan.updated_at_sql(fast.convert)} AS {UPDATED_AT}, f.{FINGERPRINT}"
+        f" FROM {fast.body} b LEFT JOIN ({fingerprints.sql()}) f ON f.{ROW_KEY} = b.root_id)"
+        f" TO {literal(path)} (FORMAT parquet)"
+    )
+
+
+@contextmanager
+def _parked(fast: FastBody | None) -> Iterator[None]:
+    """While the warehouse is compared, the answer's scratch database (kept for the repair)
+    holds little memory: DuckDB writes its buffers out to disk."""
+    if fast is None:
+        yield
+        return
+    with suppress(duckdb.Error):  # when it cannot free that much, it keeps what it needs
+        fast.connection.execute(f"SET memory_limit = '{PARKED_MEMORY}'")
+    try:
+        yield
+    finally:
+        fast.connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
 
 def _where_the_warehouse_begins(pipeline: dlt.Pipeline) -> str:

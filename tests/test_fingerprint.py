@@ -7,6 +7,7 @@ import copy
 import json
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from pipelines.simulator import TriggSimulator
 from pipelines.trigg.fast_path import fast_body
-from pipelines.verify import fingerprint_answer
+from pipelines.verify import open_answer, write_fingerprints
 
 Envelope = dict[str, Any]
 
@@ -25,8 +26,8 @@ def fingerprints(envelopes: list[Envelope], folder: Path) -> dict[str, str]:
     folder.mkdir(exist_ok=True)
     body, answer = folder / "body.json", folder / "answer.parquet"
     body.write_text(json.dumps(envelopes))
-    with open(body, "rb") as spooled:
-        fingerprint_answer(spooled, "Europe/Oslo", str(folder), str(answer))
+    with open(body, "rb") as spooled, ExitStack() as stack:
+        write_fingerprints(open_answer(stack, spooled, "Europe/Oslo", str(folder)), str(answer))
     with duckdb.connect() as connection:
         rows = connection.execute(f"select id, fingerprint from '{answer}'").fetchall()
     os.remove(answer)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -114,9 +114,10 @@ def trigg_source(
     `notes`. Personal data is handled by the reference path only, so with `pii` other than keep
     every response takes it.
 
-    With `replay`, a response fetched before is read instead of asking the API, only the customers
-    it names are loaded, and the cursor stays (`trigg verify --repair`). `late_arrivals` counts
-    the records stamped before the cursor that the warehouse did not hold (`arrivals.py`).
+    With `replay`, an answer the fast path has read before is loaded instead of asking the API,
+    only for the customers it names, and the cursor stays (`trigg verify --repair`).
+    `late_arrivals` counts the records stamped before the cursor that the warehouse did not hold
+    (`arrivals.py`).
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
@@ -136,25 +137,26 @@ def trigg_source(
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
-        if cursor is None and replay is None:
+        if replay is not None:  # the cursor stays where it is
+            replay.fast.keep_only(replay.ids_sql)
+            yield from _fast_items(replay.fast, fast_path_files, scratch_dir)
+            return
+        if cursor is None:
             state.setdefault(FIRST_SINCE_KEY, request_since)
         seen = Newest(cursor)
-        with _response(client, request_since, replay) as body, ExitStack() as scratch:
+        with client.changed_customers(request_since) as body, ExitStack() as scratch:
             fast = (
                 _open_fast_body(scratch, body, timezone, scratch_dir, notes) if fast_path else None
             )
             if fast is not None:
-                if replay is not None:
-                    fast.keep_only(replay.ids_sql)
                 seen.add(fast.newest_updated_at())
                 if late_arrivals is not None and cursor is not None:
                     late_arrivals.observe(cursor, fast.older_than(cursor))
                 yield from _fast_items(fast, fast_path_files, scratch_dir)
             else:
-                only = replay.ids() if replay is not None else None
                 arrivals = late_arrivals if cursor is not None else None
-                yield from _reference_batches(body, zone, strict, seen, privacy, only, arrivals)
-        if replay is None and seen.moment is not None and seen.moment != cursor:
+                yield from _reference_batches(body, zone, strict, seen, privacy, arrivals)
+        if seen.moment is not None and seen.moment != cursor:
             state[CURSOR_KEY] = seen.moment.isoformat()
         if state.get(PII_KEY, DEFAULT_PII) != privacy.mode:
             state[PII_KEY] = privacy.mode
@@ -253,37 +255,23 @@ class Newest:
         self.moment = newest(self.moment, other)
 
 
-def _response(
-    client: TriggClient, since: str, replay: Replay | None
-) -> AbstractContextManager[IO[bytes]]:
-    """The body to load: the API's answer for `since`, or the replayed one from its start."""
-    if replay is None:
-        return client.changed_customers(since)
-    replay.body.seek(0)
-    return nullcontext(replay.body)
-
-
 def _reference_batches(
     body: IO[bytes],
     zone: ZoneInfo,
     strict: bool,
     seen: Newest,
     privacy: Privacy,
-    only: set[str] | None = None,
     late_arrivals: LateArrivals | None = None,
 ) -> Iterator[Received]:
     """The reference path: each record checked in Python, customers left to dlt's normalizer.
 
-    `only` keeps the records of these customer ids; `late_arrivals` sees the customers stamped
-    before the cursor (`seen` starts at it), batch by batch."""
+    `late_arrivals` sees the customers stamped before the cursor (`seen` starts at it)."""
     batch = Received()
     rejected = 0
     first_reason = ""
     cursor = seen.moment
     older: list[tuple[str, datetime]] = []
     for raw, meta in stream_envelopes(body):
-        if only is not None and str(raw.get(PRIMARY_KEY)) not in only:
-            continue
         data = privacy.apply(raw)
         try:
             customer = to_customer(data, meta, zone)
