@@ -16,6 +16,7 @@ from pipelines.runner import run_once
 from pipelines.simulator import SimulatedCustomer, TriggSimulator
 from pipelines.trigg.settings import TriggSettings
 from pipelines.warehouse.status import read_status
+from tests.targets import Target
 
 
 def newest(simulator: TriggSimulator) -> SimulatedCustomer:
@@ -84,3 +85,16 @@ def test_lateness_well_inside_the_lookback_is_reported_without_a_warning(
 
     assert (summary.late_arrivals, summary.max_lateness_minutes) == (1, 8.0)  # 7.98, shown
     assert not [note for note in summary.notes if "arrived late" in note]
+
+
+@pytest.mark.parametrize("target", ["postgres"], indirect=True)
+def test_late_arrivals_are_counted_on_postgresql(simulator: TriggSimulator, target: Target) -> None:
+    settings = TriggSettings(base_url=simulator.base_url, api_key=simulator.api_key)
+    cursor_wall = newest(simulator).updated_at
+    run_once(settings, target.warehouse)
+    publish_late(oldest(simulator, 1)[0], timedelta(minutes=5), cursor_wall)
+
+    summary = run_once(settings, target.warehouse)
+
+    assert (summary.late_arrivals, summary.max_lateness_minutes) == (1, 5.0)
+    assert target.query("select max(late_arrivals) from run_history") == [(1,)]
