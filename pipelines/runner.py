@@ -27,7 +27,13 @@ from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
 from pipelines.destinations import Warehouse, duckdb_file, lock_holder
 from pipelines.summary import RunSummary
-from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
+from pipelines.trigg import (
+    plan_since,
+    read_cursor,
+    read_first_since,
+    read_pii_mode,
+    trigg_source,
+)
 from pipelines.trigg.arrivals import LateArrivals
 from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError
 from pipelines.trigg.events import event
@@ -89,6 +95,11 @@ def _source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
 def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
     """The cursor in the pipeline's state."""
     return read_cursor(_source_state(pipeline))
+
+
+def stored_first_since(pipeline: dlt.Pipeline) -> str | None:
+    """The since of the first run (or of the last full refresh) in the pipeline's state."""
+    return read_first_since(_source_state(pipeline))
 
 
 def _fresh_scratch_dir(warehouse: Warehouse) -> str:
@@ -302,6 +313,12 @@ def _when_unlocked(step: Callable[[], T], warehouse: Warehouse, deadline: float)
                     " gave up waiting (sources.trigg.lock_timeout_seconds): close it and run again"
                 ) from None
             time.sleep(LOCK_POLL_SECONDS)
+
+
+def when_unlocked(step: Callable[[], T], warehouse: Warehouse, deadline: float) -> T:
+    """`step` retried while another process holds the DuckDB file (see `_when_unlocked`), for the
+    commands beside a run that read or load the warehouse (`trigg verify`)."""
+    return _when_unlocked(step, warehouse, deadline)
 
 
 def _chain(failure: BaseException) -> Iterator[BaseException]:

@@ -26,11 +26,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 import dlt
@@ -39,16 +39,15 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipelines.destinations import Warehouse
 from pipelines.runner import (
-    _source_state,
-    _when_unlocked,
     as_warehouse,
     exclusive_run,
     make_pipeline,
     replay_locked,
+    stored_first_since,
+    when_unlocked,
     working_dir,
 )
 from pipelines.summary import RunSummary
-from pipelines.trigg import read_first_since
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import ConfigError, TriggError
 from pipelines.trigg.fast_path import MEMORY_LIMIT, FastBody, Unusual, fast_body
@@ -59,6 +58,7 @@ from pipelines.trigg.settings import WHOLE_BASE_SINCE, TriggSettings
 from pipelines.trigg.timestamps import parse_since, since_instant
 from pipelines.warehouse.versions import held_fingerprints
 
+T = TypeVar("T")
 KINDS: Final = ("missing", "stale", "differs", "newer")
 """The ways a customer the API sent can differ from the warehouse (all count, all repaired)."""
 MEANINGS: Final = {
@@ -227,17 +227,20 @@ def verify(
             "trigg verify compares what the fast path loads, which handles pii = keep only:"
             " it cannot verify a warehouse loaded with pii = " + settings.pii
         )
+
+    def waiting(step: Callable[[], T]) -> T:  # each wait for the warehouse gets the timeout
+        return when_unlocked(step, warehouse, time.monotonic() + settings.lock_timeout_seconds)
+
     with exclusive_run(warehouse), _scratch(warehouse) as folder:
         pipeline = make_pipeline(warehouse)
-        deadline = time.monotonic() + settings.lock_timeout_seconds
-        _when_unlocked(pipeline.sync_destination, warehouse, deadline)
+        waiting(pipeline.sync_destination)
         asked = asked or _where_the_warehouse_begins(pipeline)
         comparison = _Comparison(folder, since_instant(asked, zone), all_ids)
         with _client(settings).changed_customers(asked) as body, ExitStack() as answer:
             fast = open_answer(answer, body, settings.timezone, folder)
             write_fingerprints(fast, comparison.api)
             with _parked(fast):
-                found = _when_unlocked(lambda: comparison.run(pipeline), warehouse, deadline)
+                found = waiting(lambda: comparison.run(pipeline))
             report = VerifyReport(str(warehouse), asked, found)
             if repair and found.differences and fast is not None:
                 replay = Replay(fast, comparison.write_ids())
@@ -245,8 +248,7 @@ def verify(
                 report.notes.extend(report.repair.notes)
         if report.repair is not None:  # the answer's scratch database is gone: memory for this
             repaired = make_pipeline(warehouse)
-            deadline = time.monotonic() + settings.lock_timeout_seconds
-            report.after = _when_unlocked(lambda: comparison.run(repaired), warehouse, deadline)
+            report.after = waiting(lambda: comparison.run(repaired))
     if report.found.without_fingerprint:
         report.notes.append(
             f"{report.found.without_fingerprint:,} customers have no fingerprint in the warehouse"
@@ -404,7 +406,7 @@ def _parked(fast: FastBody | None) -> Iterator[None]:
 def _where_the_warehouse_begins(pipeline: dlt.Pipeline) -> str:
     """The since of the first run: kept in dlt's state, else the earliest successful run in
     `run_history`, else a since before any Trigg data."""
-    first = read_first_since(_source_state(pipeline))
+    first = stored_first_since(pipeline)
     if first:
         return first
     try:
