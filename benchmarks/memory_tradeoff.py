@@ -49,7 +49,8 @@ def run(customers: int, out: Path) -> list[tuple[str, Measured, str]]:
         detect_two = measure([*detect, "2"], bench.env("detect"))
 
     def versus(measured: Measured) -> str:
-        return f"{ratio(measured.wall_s, ceiling.wall_s)} ceiling"
+        share = ratio(measured.wall_s, ceiling.wall_s)
+        return f"{share:.2f}x ceiling" if share is not None else "-"
 
     return [
         ("DuckDB-native ceiling", ceiling, "1.00x ceiling"),

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import dlt
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
+from dlt.load.exceptions import LoadClientJobRetry
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.state_sync import load_pipeline_state_from_destination
 
@@ -47,6 +48,8 @@ from pipelines.warehouse.versions import held_versions
 
 T = TypeVar("T")
 LOCK_POLL_SECONDS = 0.5
+DEFAULT_LOAD_ATTEMPTS = 5
+"""dlt's default `load.raise_on_max_retries`."""
 
 
 class LoadError(TriggError):
@@ -186,7 +189,9 @@ def _load(
     deadline = time.monotonic() + settings.lock_timeout_seconds
     notes: list[str] = []
     with _failures_explained(warehouse):
-        if _forget_unknown_cursor(pipeline, warehouse, notes, deadline):
+        if _abandon_failed_load(pipeline, notes) or _forget_unknown_cursor(
+            pipeline, warehouse, notes, deadline
+        ):
             pipeline = make_pipeline(warehouse)
         _when_unlocked(pipeline.sync_destination, warehouse, deadline)
         if pipeline.has_pending_data:  # a crashed run's packages are loaded first
@@ -226,7 +231,8 @@ def _load(
         load_info = _when_unlocked(
             lambda: pipeline.run(source, refresh=refresh), warehouse, deadline
         )
-        quality_checks = _when_unlocked(lambda: after_load(pipeline), warehouse, deadline)
+        loaded = list(load_info.loads_ids) if load_info else []
+        quality_checks = _when_unlocked(lambda: after_load(pipeline, loaded), warehouse, deadline)
     rows = _rows_written(pipeline)
     event(
         "load",
@@ -285,6 +291,46 @@ def _forget_unknown_cursor(
     notes.append(message)
     pipeline.drop()
     return True
+
+
+def max_load_attempts() -> int:
+    """How often dlt tries a load job in a run before it gives up (`load.raise_on_max_retries`)."""
+    configured = dlt.config.get("load.raise_on_max_retries")
+    return int(configured) if configured else DEFAULT_LOAD_ATTEMPTS
+
+
+def _abandon_failed_load(pipeline: dlt.Pipeline, notes: list[str]) -> bool:
+    """Drop a pending load whose job failed `max_load_attempts()` times, with the local state.
+
+    dlt keeps such a package pending, so every later run would retry the same job and never
+    get past it. Its cursor was advanced at extract and is never loaded: the state is rebuilt
+    from the warehouse (`sync_destination`), which holds the cursor of the last committed load,
+    and the run asks the API again from there."""
+    attempts = max_load_attempts()
+    failed = [
+        job
+        for load_id in pipeline.list_normalized_load_packages()
+        for job in pipeline.get_load_package_info(load_id).jobs.get("new_jobs", [])
+        if job.job_file_info.retry_count >= attempts
+    ]
+    if not failed:
+        return False
+    job, name = failed[0], failed[0].job_file_info
+    message = (
+        f"WARNING: abandoned the load of {name.table_name} after {name.retry_count} failed"
+        f" attempts ({_last_line(job.failed_message)}); asking the API again from the"
+        " warehouse's cursor"
+    )
+    event("load_abandoned", message, logging.WARNING, table=name.table_name)
+    notes.append(message)
+    pipeline.drop()
+    return True
+
+
+def _last_line(text: str | None) -> str:
+    """The last line of dlt's failure message: the error itself, after the traceback."""
+    lines = (text or "").strip().splitlines()
+    return lines[-1].strip() if lines else "no message"
 
 
 def _warehouse_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
@@ -392,6 +438,14 @@ def _failures_explained(warehouse: Warehouse) -> Iterator[None]:
         ours = next((c for c in _chain(failure) if isinstance(c, TriggError)), None)
         if ours is not None:
             raise ours from failure
+        exhausted = next((c for c in _chain(failure) if isinstance(c, LoadClientJobRetry)), None)
+        if exhausted is not None:
+            raise LoadError(
+                f"loading {exhausted.job_id} into {warehouse} failed {exhausted.retry_count}"
+                f" times ({_last_line(exhausted.failed_message)}); nothing of it is visible,"
+                " and the next run abandons it and asks the API again from the warehouse's"
+                " cursor: if that fails the same way, run `trigg run --verbose` and report it"
+            ) from failure
         cause = failure.exception
         detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
         raise LoadError(

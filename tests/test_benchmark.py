@@ -20,10 +20,19 @@ def test_the_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| trigg run (initial load) | 40 |" in result.stdout
-    results = json.loads((tmp_path / "results.json").read_text())
-    measured = [results["initial"]["trigg"], results["initial"]["ceiling"], results["nothing_new"]]
-    assert all(m["wall_s"] and m["peak_rss_mb"] for m in measured)
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    measurements = [line.split(" | ")[0].strip("| ") for line in table[1:]]
+    assert measurements[:3] == [
+        "ceiling (shared SQL)",
+        "trigg run, initial load",
+        "trigg run, memory",
+    ]
+    assert {f"trigg run, {v}" for v in ("unknown field", "pii drop", "single")} <= set(measurements)
+    assert measurements[-3:] == ["10 changes into 20", "10 changes into 40", "nothing new"]
+    rows = json.loads((tmp_path / "results.json").read_text())["rows"]
+    assert all(row["measured"]["wall_s"] and row["measured"]["peak_rss_mb"] for row in rows)
+    ratios = [row for row in rows if row["target"]]
+    assert ratios and all(row["ratio"] for row in ratios if row["measurement"] != "nothing new")
 
 
 def test_the_memory_tradeoff_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:

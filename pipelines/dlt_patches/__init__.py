@@ -4,7 +4,9 @@ if dlt stops calling the patched method (so an upgrade of dlt cannot silently dr
 
 - `duckdb_catalog`: fully qualified names for DuckDB files named like their dataset
   (`trigg.duckdb` holds catalog `trigg` and schema `trigg`);
-- `duckdb_merge`: merge deduplicates staging rows by their first `rowid`, in bounded memory;
+- `duckdb_merge`: merge deduplicates staging rows by `rowid`, in bounded memory;
+- `duckdb_file_merge`: merge reads parquet files itself instead of copying them to staging;
+- `parquet_import`: the fast path's parquet files are imported as they are, not rewritten;
 - `nested_extract`: extract may write rows of nested tables (the fast path's child tables).
 
 `install()` installs them all; the runner calls it once before dlt runs.
@@ -13,8 +15,10 @@ if dlt stops calling the patched method (so an upgrade of dlt cannot silently dr
 from __future__ import annotations
 
 from pipelines.dlt_patches.duckdb_catalog import qualify_colliding_catalogs
-from pipelines.dlt_patches.duckdb_merge import deduplicate_child_rows_by_first_copy
+from pipelines.dlt_patches.duckdb_file_merge import merge_parquet_files_in_place
+from pipelines.dlt_patches.duckdb_merge import deduplicate_by_rowid
 from pipelines.dlt_patches.nested_extract import count_nested_tables_under_their_root
+from pipelines.dlt_patches.parquet_import import import_parquet_files_loaded_by_name
 
 __all__ = ["install"]
 
@@ -22,5 +26,7 @@ __all__ = ["install"]
 def install() -> None:
     """Install every patch of dlt (idempotent)."""
     qualify_colliding_catalogs()
-    deduplicate_child_rows_by_first_copy()
+    deduplicate_by_rowid()
+    merge_parquet_files_in_place()
     count_nested_tables_under_their_root()
+    import_parquet_files_loaded_by_name()

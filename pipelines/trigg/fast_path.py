@@ -35,6 +35,8 @@ from typing import IO, TYPE_CHECKING
 
 import duckdb
 
+from pipelines.dlt_patches.duckdb_file_merge import DEDUPLICATED_METADATA
+from pipelines.dlt_patches.parquet_import import BY_NAME_METADATA
 from pipelines.trigg.batches import FastFile
 from pipelines.trigg.events import event
 from pipelines.trigg.fast_plan import (
@@ -209,11 +211,14 @@ class FastBody:
             if not table.only_empty
         ]
         selects.append((VERSIONS, self._versions_sql(load_id, fingerprints)))
+        # loaded by name and without repeated keys: dlt imports and merges them as they are
+        vouched = {**BY_NAME_METADATA, **DEDUPLICATED_METADATA}
+        metadata = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in vouched.items())
         for table, sql in selects:
             path = os.path.join(folder, f"{table.name}.parquet")
             row = self.connection.execute(
-                f"COPY ({sql}) TO {literal(path)}"
-                f" (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+                f"COPY ({sql}) TO {literal(path)} (FORMAT parquet, COMPRESSION snappy,"
+                f" ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{metadata}}})"
             ).fetchone()
             rows = row[0] if row else 0
             if rows and isinstance(table, Table):

@@ -2,11 +2,12 @@
 
 Nobody querying them needs dlt's join columns. They are written in DuckDB SQL and, for other
 destinations, translated to the destination's dialect with sqlglot (PostgreSQL is tested);
-recreated after every load, and defensive: a child table dlt has not created yet (it
-creates one with its first row) is read as an empty relation with the pinned columns, so every view
-exists on a fresh warehouse and fills in once data arrives. Table and column names inside the views
-are unqualified: DuckDB binds them in the view's own schema, so the views keep working when the file
-is renamed or attached under another name.
+recreated after a load that changes what they read (see `after_load`), and defensive: a child
+table dlt has not created yet (it creates one with its first row) is read as an empty relation
+with the pinned columns, so every view exists on a fresh warehouse and fills in once data
+arrives. Table and column names inside the views are unqualified: DuckDB binds them in the
+view's own schema, so the views keep working when the file is renamed or attached under another
+name.
 
 The views' names, columns and descriptions live in `pipelines/trigg/schema.py` (`VIEWS`).
 """
