@@ -1,5 +1,6 @@
-"""The `trigg` command: `run` for schedulers, `status` for people and monitors, `sql` for
-analysts, `maintain` for a DuckLake's upkeep, `demo` for a first look, `simulator` for notebooks.
+"""The `trigg` command: `run` for schedulers, `status` for people and monitors, `verify` to prove
+the warehouse equals the API (and repair it), `sql` for analysts, `maintain` for a DuckLake's
+upkeep, `demo` for a first look, `simulator` for notebooks.
 
 Failures print one sentence on stderr and exit non-zero; `--verbose` adds the traceback.
 """
@@ -23,6 +24,7 @@ from pipelines.trigg.events import event
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_DIFFERENCES = 3  # trigg verify found customers where the warehouse differs from the API
 EXIT_RUN_IN_PROGRESS = 75  # see pipelines.trigg.errors.RunInProgress
 
 ARROW_POOL_VARIABLE, ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL", "system"
@@ -86,6 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _destination_flag(run)
     run.set_defaults(handler=_run)
+
+    verify = commands.add_parser(
+        "verify",
+        parents=[common],
+        help="compare every customer the API sends with the warehouse; exit 3 if any differs",
+    )
+    verify.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="compare the customers changed since WHEN (as for run); default: where the"
+        " warehouse begins (the first run's since), i.e. the whole base",
+    )
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="load the differing customers from the API's answer (the cursor stays), then"
+        " compare again",
+    )
+    verify.add_argument(
+        "--json", action="store_true", help="print JSON, with every differing customer's id"
+    )
+    _destination_flag(verify)
+    verify.set_defaults(handler=_verify)
 
     sql = commands.add_parser(
         "sql",
@@ -244,6 +269,31 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(summary.render())
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pipelines.destinations import resolve_warehouse
+    from pipelines.trigg.errors import ConfigError
+    from pipelines.trigg.settings import load_settings
+    from pipelines.verify import verify
+
+    settings = load_settings()
+    warehouse = resolve_warehouse(args.destination)
+    if warehouse.is_duckdb_file:
+        sys.meta_path.insert(0, _HidePandas())
+    try:
+        report = verify(settings, warehouse, args.since, repair=args.repair, all_ids=args.json)
+    except ValueError as bad_since:
+        if args.since is None:
+            raise
+        raise ConfigError(f"--since {bad_since}") from None
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    elif args.log_format == "json":
+        event("verify", report.headline(), **report.as_dict())
+    else:
+        print(report.render())
+    return EXIT_OK if report.equal else EXIT_DIFFERENCES
 
 
 class _HidePandas(importlib.abc.MetaPathFinder):

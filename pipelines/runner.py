@@ -41,15 +41,24 @@ from pipelines.local_state import (
     warehouse_dir,
 )
 from pipelines.summary import QualityCheck, RunSummary
-from pipelines.trigg import plan_since, read_cursor, read_pii_mode, trigg_source
+from pipelines.trigg import (
+    plan_since,
+    read_cursor,
+    read_first_since,
+    read_pii_mode,
+    trigg_source,
+)
+from pipelines.trigg.arrivals import LateArrivals
 from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError, redacted
 from pipelines.trigg.events import event
+from pipelines.trigg.replay import Replay
 from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import after_load
 from pipelines.warehouse.maintenance import Maintenance, maintain
 from pipelines.warehouse.run_history import HISTORY_PIPELINE_SUFFIX, RunRecorder
+from pipelines.warehouse.versions import held_versions
 
 T = TypeVar("T")
 LOCK_POLL_SECONDS = 0.5
@@ -105,6 +114,16 @@ def _source_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
 def stored_cursor(pipeline: dlt.Pipeline) -> datetime | None:
     """The cursor in the pipeline's state."""
     return read_cursor(_source_state(pipeline))
+
+
+def stored_pii_mode(pipeline: dlt.Pipeline) -> str | None:
+    """The `pii` mode the warehouse was loaded with, from the pipeline's state."""
+    return read_pii_mode(_source_state(pipeline))
+
+
+def stored_first_since(pipeline: dlt.Pipeline) -> str | None:
+    """The since of the first run (or of the last full refresh) in the pipeline's state."""
+    return read_first_since(_source_state(pipeline))
 
 
 def _fresh_scratch_dir(warehouse: Warehouse) -> str:
@@ -181,6 +200,20 @@ def run_once(
     return summary
 
 
+def replay_locked(
+    settings: TriggSettings, warehouse: Warehouse | str, replay: Replay, since: str
+) -> RunSummary:
+    """Load the customers `replay` names from a response fetched before (for `since`), the
+    cursor left where it is: `trigg verify --repair`. The caller holds `exclusive_run`.
+
+    The load is the normal one (merge, child tables, `customer_versions`, quarantine, the
+    analyst layer); it is not a run, so `run_history` does not record it."""
+    warehouse = as_warehouse(warehouse)
+    pipeline = make_pipeline(warehouse)
+    recorder = RunRecorder(pipeline, pii=settings.pii)
+    return _load(pipeline, settings, warehouse, since, False, False, recorder, replay)
+
+
 def _load(
     pipeline: dlt.Pipeline,
     settings: TriggSettings,
@@ -189,6 +222,7 @@ def _load(
     strict: bool,
     full_refresh: bool,
     recorder: RunRecorder,
+    replay: Replay | None = None,
 ) -> RunSummary:
     started = time.monotonic()
     zone = ZoneInfo(settings.timezone)
@@ -227,6 +261,7 @@ def _load(
             cursor=cursor_before.isoformat() if cursor_before else None,
             full_backfill=full_backfill,
         )
+        late_arrivals = None if replay else LateArrivals(held_versions(pipeline))
         source = trigg_source(
             **settings.source_arguments(),
             scratch_dir=_fresh_scratch_dir(warehouse),
@@ -235,6 +270,8 @@ def _load(
             strict=strict,
             notes=notes,
             warnings=warnings,
+            replay=replay,
+            late_arrivals=late_arrivals,
         )
         refresh = "drop_sources" if full_refresh else None
         load_info = _when_unlocked(lambda: pipeline.run(source, refresh=refresh), warehouse, wait)
@@ -251,7 +288,12 @@ def _load(
         load_ids=list(load_info.loads_ids) if load_info else [],
         rows_per_table=rows,
     )
-    for note in [*_quarantine_notes(rows, quarantined), *_new_field_notes(load_info)]:
+    late = late_arrivals.warning(settings.lookback_minutes) if late_arrivals else None
+    for note in [
+        *_quarantine_notes(rows, quarantined),
+        *_new_field_notes(load_info),
+        *filter(None, [late]),
+    ]:
         event("warning", note, logging.WARNING)
         notes.append(note)
     return RunSummary(
@@ -269,6 +311,8 @@ def _load(
         pii=settings.pii,
         full_backfill=full_backfill,
         maintenance=maintenance,
+        late_arrivals=late_arrivals.count if late_arrivals else None,
+        max_lateness_minutes=late_arrivals.max_minutes if late_arrivals else None,
     )
 
 
@@ -423,6 +467,12 @@ def _when_unlocked(step: Callable[[], T], warehouse: Warehouse, wait: float) -> 
                     " gave up waiting (sources.trigg.lock_timeout_seconds): close it and run again"
                 ) from None
             time.sleep(LOCK_POLL_SECONDS)
+
+
+def when_unlocked(step: Callable[[], T], warehouse: Warehouse, deadline: float) -> T:
+    """`step` retried while another process holds the DuckDB file (see `_when_unlocked`), for the
+    commands beside a run that read or load the warehouse (`trigg verify`)."""
+    return _when_unlocked(step, warehouse, deadline)
 
 
 def _chain(failure: BaseException) -> Iterator[BaseException]:

@@ -43,6 +43,11 @@ class RunSummary:
     """How personal data was handled: keep, pseudonymize or drop."""
     maintenance: str | None = None
     """A DuckLake's maintenance after the load: what it left, for people."""
+    late_arrivals: int | None = None
+    """Records stamped before the cursor the run started from that the warehouse did not hold
+    (see `trigg/arrivals.py`); None when not measured (a first run)."""
+    max_lateness_minutes: float | None = None
+    """How much older than that cursor the latest of them was."""
 
     def as_dict(self) -> dict[str, Any]:
         summary = asdict(self)
@@ -66,6 +71,10 @@ class RunSummary:
             f" -> {_iso(self.cursor_after) or 'none'}{cursor_moved}",
             "  rows written  " + (_rows(self.rows_per_table) or "none"),
         ]
+        if self.late_arrivals is not None:
+            lines.append(
+                f"  late arrivals {_lateness(self.late_arrivals, self.max_lateness_minutes)}"
+            )
         lines.extend(_checks(self.quality_checks))
         if self.pii != "keep":
             lines.append(f"  personal data {self.pii}")
@@ -74,6 +83,12 @@ class RunSummary:
             lines.append(f"  maintenance   {self.maintenance}")
         lines.extend(f"  note          {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+def _lateness(count: int, max_minutes: float | None) -> str:
+    if not count:
+        return "none (no record older than the cursor was new)"
+    return f"{count:,} record(s) older than the cursor, the latest {max_minutes:g} min"
 
 
 def _checks(checks: list[QualityCheck]) -> list[str]:

@@ -81,3 +81,27 @@ def test_the_soak_runs_at_a_tiny_size_and_loses_or_doubles_nothing(tmp_path: Pat
     assert results["killed_mid_load"] == 1 and results["exit_codes"]["1"] == 1
     assert results["unexpected_failures"] == [], result.stdout  # every other run exits 0
     assert (results["worst_lost"], results["worst_doubled"]) == (0, 0), result.stdout
+
+
+def test_the_verify_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/verify.py",
+            "--customers",
+            "40",
+            "--rounds",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| trigg verify (whole base, equal) |" in result.stdout
+    results = json.loads((tmp_path / "verify-results.json").read_text())
+    assert results["found"]["differs"] == 1  # one customer in 100, the first
+    assert all(m["wall_s"] and m["peak_rss_mb"] for m in results["rounds"][0].values())

@@ -5,7 +5,8 @@ they cost only the file. The customers are the ones a `CustomerStore` with the s
 holds, so a changes feed can update customers that an earlier feed created.
 
 A `variant` changes every body the same way, for the benchmark's unusual bodies: a field or a list
-the spec does not list, bad records, type drift, another envelope shape.
+the spec does not list, bad records, type drift, another envelope shape, customers changed without
+a new `UpdatedAt`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def _type_drift(envelope: Envelope, position: int) -> None:
         card["id"] = str(card["id"])  # and card ids as strings
 
 
+def _changed_silently(envelope: Envelope, position: int, every: int) -> None:
+    if position % every == 0:  # one point more, the UpdatedAt kept: only `trigg verify` sees it
+        loyalty = envelope["data"]["loyalty"]
+        for key in ("points", "pointsActive", "pointsTotal"):
+            loyalty[key] += 1
+
+
 VARIANTS: dict[str, Callable[[Envelope, int, int], None]] = {
     "plain": lambda envelope, position, customers: None,
     "unknown_field": lambda envelope, position, customers: _unknown_field(envelope, position),
@@ -57,6 +65,9 @@ VARIANTS: dict[str, Callable[[Envelope, int, int], None]] = {
     ),
     "bad_records_1pct": lambda envelope, position, customers: _without_id(envelope, position, 100),
     "type_drift": lambda envelope, position, customers: _type_drift(envelope, position),
+    "changed_silently_1pct": lambda envelope, position, customers: _changed_silently(
+        envelope, position, 100
+    ),
     "object": lambda envelope, position, customers: None,
     "single": lambda envelope, position, customers: None,
 }

@@ -25,6 +25,7 @@ import pendulum
 from dlt.extract import DltResource
 
 from pipelines import dlt_patches
+from pipelines.trigg.arrivals import LateArrivals
 from pipelines.trigg.batches import Declaration, FastBatch, FastFile, Received, TableHints
 from pipelines.trigg.client import RetryPolicy, TriggClient
 from pipelines.trigg.errors import QuarantineError
@@ -40,6 +41,7 @@ from pipelines.trigg.records import (
     stream_envelopes,
     to_customer,
 )
+from pipelines.trigg.replay import Replay
 from pipelines.trigg.schema import (
     PRIMARY_KEY,
     QUARANTINE_KEY,
@@ -68,10 +70,12 @@ from pipelines.trigg.settings import (
 from pipelines.trigg.timestamps import parse_since, since_from_cursor
 from pipelines.trigg.validation import problem
 
-__all__ = ["plan_since", "read_cursor", "read_pii_mode", "trigg_source"]
+__all__ = ["plan_since", "read_cursor", "read_first_since", "read_pii_mode", "trigg_source"]
 
 
 CURSOR_KEY = "cursor"
+FIRST_SINCE_KEY = "first_since"
+"""The since the first run (or the last full refresh) asked for: where the warehouse begins."""
 PII_KEY = "pii"
 """The pii mode the warehouse was loaded with: switching it needs a full refresh."""
 BATCH_SIZE = 1000
@@ -101,6 +105,8 @@ def trigg_source(
     strict: bool = False,
     notes: list[str] | None = None,
     warnings: list[str] | None = None,
+    replay: Replay | None = None,
+    late_arrivals: LateArrivals | None = None,
 ) -> list[DltResource]:
     """Customers changed since `since`, or since the stored cursor minus the lookback.
 
@@ -117,6 +123,11 @@ def trigg_source(
     reference path one by one, in the same load; a body whose shape it cannot plan at all goes
     to the normalizer whole, and why is appended to `notes`. The cursor never passes the moment
     the API produced the response; records stamped later are loaded, and named in `warnings`.
+
+    With `replay`, an answer the fast path has read before is loaded instead of asking the API,
+    only for the customers it names, and the cursor stays (`trigg verify --repair`).
+    `late_arrivals` counts the records stamped before the cursor that the warehouse did not hold
+    (`arrivals.py`).
     """
     zone = ZoneInfo(timezone)
     privacy = Privacy(pii, pii_key)
@@ -136,6 +147,12 @@ def trigg_source(
         state = dlt.current.source_state()
         cursor = read_cursor(state)
         request_since = since or plan_since(cursor, lookback_minutes, initial_since, zone)
+        if replay is not None:  # the cursor stays where it is
+            replay.fast.keep_only(replay.ids_sql)
+            yield from _fast_items(replay.fast, fast_path_files, scratch_dir)
+            return
+        if cursor is None:
+            state.setdefault(FIRST_SINCE_KEY, request_since)
         seen = Newest(cursor)
         download = client.changed_customers(request_since)
         with download as body, ExitStack() as scratch:
@@ -146,11 +163,17 @@ def trigg_source(
             )
             if fast is not None:  # its flagged records first: --strict fails before the rest
                 flagged = (envelope(n, json.loads(text)) for n, text in fast.python_records())
-                yield from _reference_batches(flagged, zone, strict, seen, privacy)
+                arrivals = late_arrivals if cursor is not None else None
+                yield from _reference_batches(flagged, zone, strict, seen, privacy, arrivals)
                 seen.add(fast.newest_updated_at())
+                if late_arrivals is not None and cursor is not None:
+                    late_arrivals.observe(cursor, fast.older_than(cursor))
                 yield from _fast_items(fast, fast_path_files, scratch_dir)
             else:
-                yield from _reference_batches(stream_envelopes(body), zone, strict, seen, privacy)
+                arrivals = late_arrivals if cursor is not None else None
+                yield from _reference_batches(
+                    stream_envelopes(body), zone, strict, seen, privacy, arrivals
+                )
             seen.moment = not_after_response(seen.moment, download, zone, warnings)
         if seen.moment is not None and seen.moment != cursor:
             state[CURSOR_KEY] = seen.moment.isoformat()
@@ -280,14 +303,18 @@ def _reference_batches(
     strict: bool,
     seen: Newest,
     privacy: Privacy,
+    late_arrivals: LateArrivals | None = None,
 ) -> Iterator[Received]:
     """The reference path: each record checked in Python, customers left to dlt's normalizer.
 
-    A bad record sent twice in one response is quarantined once (see `rejection`)."""
+    A bad record sent twice in one response is quarantined once (see `rejection`);
+    `late_arrivals` sees the customers stamped before the cursor (`seen` starts at it)."""
     batch = Received()
     rejected = 0
     first_reason = ""
     quarantined: set[str] = set()
+    cursor = seen.moment
+    older: list[tuple[str, datetime]] = []
     for raw, meta in envelopes:
         data = privacy.apply(raw)
         try:
@@ -298,6 +325,9 @@ def _reference_batches(
         if reason is None:
             seen.add(customer["updated_at"])
             batch.customers.append(customer)
+            updated_at = customer["updated_at"]
+            if late_arrivals is not None and cursor and updated_at and updated_at < cursor:
+                older.append((str(customer[PRIMARY_KEY]), updated_at))
         else:
             rejected += 1
             first_reason = first_reason or reason
@@ -308,6 +338,9 @@ def _reference_batches(
         if len(batch) >= BATCH_SIZE:
             yield batch
             batch = Received()
+        if late_arrivals is not None and cursor and len(older) >= BATCH_SIZE:
+            late_arrivals.observe(cursor, older)
+            older = []
     if strict and rejected:
         raise QuarantineError(
             f"{rejected} record(s) could not be loaded (first: {first_reason});"
@@ -315,6 +348,8 @@ def _reference_batches(
         )
     if len(batch):
         yield batch
+    if late_arrivals is not None and cursor:
+        late_arrivals.observe(cursor, older)
 
 
 def _open_fast_body(
@@ -341,7 +376,11 @@ def _open_fast_body(
 def _stored_columns() -> dict[str, dict[str, str]]:
     """The typed columns dlt's schema holds for the customers tables (earlier loads' new fields
     included): the fast path types values the way dlt would coerce them into these."""
-    tables = dlt.current.source_schema().tables
+    return stored_columns(dlt.current.source_schema().tables)
+
+
+def stored_columns(tables: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Of a dlt schema's `tables`: the typed columns of the customers tables (see above)."""
     return {
         name: {
             column: str(hints["data_type"])
@@ -376,6 +415,12 @@ def read_pii_mode(source_state: Mapping[str, Any]) -> str | None:
     if PII_KEY in source_state:
         return str(source_state[PII_KEY])
     return DEFAULT_PII if CURSOR_KEY in source_state else None
+
+
+def read_first_since(source_state: Mapping[str, Any]) -> str | None:
+    """The since of the first run (or of the last full refresh), if the state recorded it."""
+    first = source_state.get(FIRST_SINCE_KEY)
+    return str(first) if first else None
 
 
 def read_cursor(source_state: Mapping[str, Any]) -> datetime | None:

@@ -61,9 +61,11 @@ from pipelines.trigg.fast_plan import (
     quote,
     timestamp_sql,
 )
+from pipelines.trigg.fingerprint import Fingerprints
 from pipelines.trigg.privacy import IPAD_VARIABLE, OPAD_VARIABLE, Privacy, hmac_pads
 from pipelines.trigg.records import sniff_shape
 from pipelines.trigg.schema import (
+    FINGERPRINT,
     LOAD_ID,
     PRIMARY_KEY,
     ROOT_KEY,
@@ -71,6 +73,7 @@ from pipelines.trigg.schema import (
     UPDATED_AT,
     VERSION_SOURCES,
     VERSIONS,
+    Table,
 )
 from pipelines.trigg.timestamps import folds, offset_probes
 
@@ -307,6 +310,23 @@ class FastBody:
             " (SELECT position FROM copies WHERE same_version > 1))"
         )
 
+    def keep_only(self, customer_ids: str) -> None:
+        """Load only the customers whose id is in `customer_ids` (a subquery of ids)."""
+        self.body = f"(SELECT * FROM {self.body} b WHERE {self.plan.id_sql()} IN {customer_ids})"
+        self.versions_body = (
+            f"(SELECT * FROM {self.versions_body} b WHERE {self.plan.id_sql()} IN {customer_ids})"
+        )
+
+    def older_than(self, moment: datetime) -> Iterator[tuple[str, datetime]]:
+        """(id, `updated_at`) of the customers stamped before `moment` (late arrivals)."""
+        updated_at = self.plan.updated_at_sql(self.convert)
+        reader = self.connection.execute(
+            f"SELECT {self.plan.id_sql()}, {updated_at} FROM {self.body} b WHERE {updated_at} < ?",
+            [moment],
+        )
+        while rows := reader.fetchmany(BATCH_ROWS):
+            yield from rows
+
     def newest_updated_at(self) -> datetime | None:
         """The cursor candidate: the newest `updated_at` of the customers on the fast path."""
         sql = self.plan.updated_at_sql(self.convert)
@@ -334,37 +354,48 @@ class FastBody:
 
     def versions(self, load_id: str) -> Iterator[pa.RecordBatch]:
         """`customer_versions` rows (see `history.py`) of the customers in this body."""
-        for batch in self.connection.execute(self._versions_sql(load_id)).to_arrow_reader(
-            BATCH_ROWS
-        ):
+        versions = self._versions_sql(load_id, self.fingerprints(load_id))
+        for batch in self.connection.execute(versions).to_arrow_reader(BATCH_ROWS):
             if batch.num_rows:
                 yield batch
+
+    def fingerprints(self, load_id: str) -> Fingerprints:
+        """The content fingerprint of every customer in this body (see `fingerprint.py`)."""
+        fingerprints = Fingerprints(self.connection)
+        for table in self.plan.tables:
+            if not table.only_empty:
+                select = self.plan.select_sql(table, self.convert, load_id, self.body)
+                fingerprints.add(table.table, f"({select})")
+        return fingerprints
 
     def export(self, load_id: str, folder: str) -> Iterator[FastFile]:
         """Every table's rows (`customers` first, `customer_versions` last) as a parquet file
         DuckDB writes in `folder`; a table without rows has no file."""
+        fingerprints = Fingerprints(self.connection)  # from each file as it is written
         selects = [
-            (table.table.name, self.plan.select_sql(table, self.convert, load_id, self.body))
+            (table.table, self.plan.select_sql(table, self.convert, load_id, self.body))
             for table in self.plan.tables
             if not table.only_empty
         ]
-        selects.append((VERSIONS.name, self._versions_sql(load_id)))
+        selects.append((VERSIONS, self._versions_sql(load_id, fingerprints)))
         # loaded by name and without repeated keys: dlt imports and merges them as they are
         vouched = {**BY_NAME_METADATA, **DEDUPLICATED_METADATA}
         metadata = ", ".join(f"{literal(k)}: {literal(v)}" for k, v in vouched.items())
-        for name, sql in selects:
-            path = os.path.join(folder, f"{name}.parquet")
+        for table, sql in selects:
+            path = os.path.join(folder, f"{table.name}.parquet")
             row = self.connection.execute(
                 f"COPY ({sql}) TO {literal(path)} (FORMAT parquet, COMPRESSION snappy,"
                 f" ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{metadata}}})"
             ).fetchone()
             rows = row[0] if row else 0
+            if rows and isinstance(table, Table):
+                fingerprints.add(table, f"read_parquet({literal(path)})")
             if rows:
-                yield FastFile(name, path, rows)
+                yield FastFile(table.name, path, rows)
             else:
                 os.remove(path)
 
-    def _versions_sql(self, load_id: str) -> str:
+    def _versions_sql(self, load_id: str, fingerprints: Fingerprints) -> str:
         root = self.plan.root
         present = {leaf.column.name for leaf in root.selected}
 
@@ -396,8 +427,11 @@ class FastBody:
         version_key = f"c.{quote(PRIMARY_KEY)} || '|' || CAST(c.{quote(UPDATED_AT)} AS VARCHAR)"
         return (
             f"SELECT {', '.join(columns)}, CAST({count} AS BIGINT) AS promotions,"
+            f" f.{FINGERPRINT},"
             f" {literal(load_id)} AS {LOAD_ID}, md5({version_key}) AS {ROW_KEY}"
-            f" FROM ({customers}) c {join} WHERE c.{quote(UPDATED_AT)} IS NOT NULL"
+            f" FROM ({customers}) c {join}"
+            f" LEFT JOIN ({fingerprints.sql()}) f ON f.{ROW_KEY} = c.{ROW_KEY}"
+            f" WHERE c.{quote(UPDATED_AT)} IS NOT NULL"
         )
 
     def _table_batches(

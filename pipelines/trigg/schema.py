@@ -20,6 +20,8 @@ QUARANTINE_KEY: Final = "record_hash"
 """What names a quarantined record: its content, so a record delivered again is not added again."""
 UPDATED_AT: Final = "updated_at"
 """The column that orders versions of one customer: the newest wins."""
+FINGERPRINT: Final = "fingerprint"
+"""The column of `customer_versions` holding a hash of the version's content (`fingerprint.py`)."""
 
 
 @dataclass(frozen=True)
@@ -339,6 +341,11 @@ VERSIONS: Final = Relation(
         *POINTS,
         *CONSENTS,
         Column("promotions", "bigint", "Number of promotions the customer had."),
+        _text(
+            FINGERPRINT,
+            "A hash of this version's content as loaded (every column and child row), which"
+            " `trigg verify` compares with the API's; empty for a version dlt's normalizer loaded.",
+        ),
         LOAD_ID_COLUMN,
         ROW_ID_COLUMN,
     ),
@@ -381,6 +388,18 @@ RUN_HISTORY: Final = Relation(
             "json",
             "What went wrong without failing the run (its data and cursor were committed), as a"
             " JSON list of sentences: views or checks not refreshed, records from the future.",
+        ),
+        Column(
+            "late_arrivals",
+            "bigint",
+            "Records stamped before the cursor the run started from that the warehouse did not"
+            " hold (a change published late); empty for a first or failed run.",
+        ),
+        Column(
+            "max_lateness_minutes",
+            "double",
+            "How much older than that cursor the latest late record was, in minutes: near"
+            " lookback_minutes, a later one would be missed.",
         ),
         LOAD_ID_COLUMN,
         ROW_ID_COLUMN,

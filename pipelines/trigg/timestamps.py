@@ -55,6 +55,11 @@ def format_since(moment: datetime, zone: ZoneInfo) -> str:
         wall -= abs(earlier - later)
 
 
+def since_instant(since: str, zone: ZoneInfo) -> datetime:
+    """The instant a `since` segment (`YYYYMMDDTHHmm`, wall time in `zone`) stands for."""
+    return localize(datetime.strptime(since, SINCE_FORMAT), zone)
+
+
 def since_from_cursor(cursor: datetime, lookback_minutes: int, zone: ZoneInfo) -> str:
     """The segment to ask for after a cursor: the cursor minus the lookback."""
     return format_since(cursor - timedelta(minutes=lookback_minutes), zone)

@@ -59,6 +59,8 @@ class RunRecorder:
             quality_checks={check.name: check.count for check in summary.quality_checks},
             load_ids=summary.load_ids,
             warnings=summary.warnings,
+            late_arrivals=summary.late_arrivals,
+            max_lateness_minutes=summary.max_lateness_minutes,
         )
         try:
             self._append(row)
@@ -97,6 +99,8 @@ class RunRecorder:
             "pii": self.pii,
             "full_backfill": self.full_backfill,
             "warnings": [],
+            "late_arrivals": None,
+            "max_lateness_minutes": None,
         }
 
     def _append(self, row: dict[str, Any]) -> None:

@@ -216,6 +216,15 @@ def _run_lines(title: str, run: dict[str, Any] | None) -> list[str]:
         f"                 cursor {_iso(run['cursor_before']) or 'none'}"
         f" -> {_iso(run['cursor_after']) or 'none'}"
     )
+    if run["late_arrivals"] is not None:
+        lines.append(
+            f"                 late arrivals {run['late_arrivals']:,}"
+            + (
+                f", the latest {run['max_lateness_minutes']:g} min older than the cursor"
+                if run["late_arrivals"]
+                else ""
+            )
+        )
     findings = {name: count for name, count in (run["quality_checks"] or {}).items() if count}
     lines.append(
         "                 quality checks: "
