@@ -14,9 +14,8 @@ import pytest
 
 from pipelines.runner import run_once
 from pipelines.simulator import Fault, TriggSimulator
-from pipelines.trigg.schema import VIEWS, described_tables
+from pipelines.trigg.schema import DUCKDB_TYPES, VIEWS, described_tables
 from pipelines.trigg.settings import TriggSettings
-from pipelines.warehouse.duckdb_types import DUCKDB_TYPES
 from tests.oracle import CHILD_TABLES, PROMOTION_TABLES, _convert, expected_tables, instant
 from tests.targets import Target
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.trigg.schema import VIEWS, described_tables
+from pipelines.trigg.schema import DUCKDB_TYPES, VIEWS, described_tables
 from pipelines.warehouse.dictionary import DICTIONARY_PATH, render_data_dictionary
-from pipelines.warehouse.duckdb_types import DUCKDB_TYPES
 
 
 def test_the_committed_data_dictionary_is_generated_from_the_descriptions() -> None:

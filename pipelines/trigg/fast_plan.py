@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from dlt.common.schema.detections import is_iso_timestamp
+from dlt.common.schema.typing import TDataType
 
 from pipelines.trigg.privacy import (
     BIRTH_DATE,
@@ -33,6 +34,7 @@ from pipelines.trigg.privacy import (
 from pipelines.trigg.schema import (
     DLT_NESTED_COLUMNS,
     DLT_ROOT_COLUMNS,
+    DUCKDB_TYPES,
     LIST_INDEX,
     LOAD_ID,
     PARENT_KEY,
@@ -73,15 +75,7 @@ MAX_NAME_LENGTH = 63
 STRINGS = {"varchar", "uuid", "date", "time", "timestamp", "timestamp with time zone"}
 """Type ids DuckDB gives to JSON strings (it recognises dates and UUIDs; values stay as sent)."""
 INTEGERS = {"bigint", "ubigint", "hugeint"}
-SQL_TYPES = {
-    "text": "VARCHAR",
-    "bigint": "BIGINT",
-    "double": "DOUBLE",
-    "bool": "BOOLEAN",
-    "date": "DATE",
-    "timestamp": "TIMESTAMPTZ",
-    "json": "VARCHAR",
-}
+SQL_TYPES: Final[dict[TDataType, str]] = {**DUCKDB_TYPES, "json": "VARCHAR"}
 """The DuckDB type each dlt data type is selected as (JSON as its text, as dlt writes it)."""
 ARROW_TYPES = {
     "text": "string",

@@ -13,6 +13,18 @@ from typing import Any, Final
 
 from dlt.common.schema.typing import TColumnSchema, TDataType
 
+DUCKDB_TYPES: Final[dict[TDataType, str]] = {
+    "text": "VARCHAR",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "json": "JSON",
+}
+"""How DuckDB spells each dlt data type pinned below (the warehouse's views and dictionary, the
+fast path's selects)."""
+
 ROOT_TABLE: Final = "customers"
 PRIMARY_KEY: Final = "id"
 REJECTED_TABLE: Final = "customers_rejected"

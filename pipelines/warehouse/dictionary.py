@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pipelines.trigg.schema import (
     DLT_TABLES,
+    DUCKDB_TYPES,
     QUARANTINE,
     RUN_HISTORY,
     TABLES,
@@ -20,7 +21,6 @@ from pipelines.trigg.schema import (
     as_relation,
 )
 from pipelines.trigg.settings import DATASET_NAME
-from pipelines.warehouse.duckdb_types import DUCKDB_TYPES
 
 DICTIONARY_PATH = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
 

@@ -19,8 +19,7 @@ from typing import Final
 import sqlglot
 from dlt.destinations.sql_client import SqlClientBase
 
-from pipelines.trigg.schema import AGE_BANDS, TABLES, VIEWS, Column, stored_columns
-from pipelines.warehouse.duckdb_types import DUCKDB_TYPES
+from pipelines.trigg.schema import AGE_BANDS, DUCKDB_TYPES, TABLES, VIEWS, Column, stored_columns
 
 AGE_LIMITS: Final = (18, 25, 35, 45, 55, 65)
 """Upper bounds (exclusive) of the first age bands; older is the last but one band."""
