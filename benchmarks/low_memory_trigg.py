@@ -22,7 +22,8 @@ from pipelines.trigg import fast_path
 SETTINGS = {
     "THREADS": 1,
     "MEMORY_LIMIT": "128MB",
-    "_halves": lambda body, folder, items=None: [],  # one reader: the halves only feed a second thread
+    # one reader: the halves only feed a second thread
+    "_halves": lambda body, folder, items=None: [],
 }
 for name, value in SETTINGS.items():
     if not hasattr(fast_path, name):  # renamed: the experiment would silently measure nothing

@@ -54,7 +54,7 @@ def row_hashes_sql(table: Table, source: str, columns: Sequence[str]) -> str:
         root, place = ROOT_KEY, f"substr({ROW_KEY}, length({ROOT_KEY}) + 2)"
     else:
         root, place = ROW_KEY, "''"
-    row_hash = f"hash({literal(table.name)}, {place}, {', '.join(values)})"
+    row_hash = f"hash({', '.join([literal(table.name), place, *values])})"
     for name in extra:  # fields the spec does not list: a NULL hashes like an absent column
         row_hash = (
             f"xor({row_hash}, CASE WHEN {quote(name)} IS NULL THEN 0::UBIGINT"
