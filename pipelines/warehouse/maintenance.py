@@ -4,8 +4,7 @@ DuckLake never deletes a data file by itself, and every commit adds a snapshot a
 (or rows inlined in the catalog): a year of five-minute runs would leave about 100,000 snapshots
 and many more files, and every read would open them all. `CHECKPOINT` writes inlined rows to
 files, expires snapshots older than the retention, merges adjacent small files, rewrites files
-heavy with deletes, and deletes the files no snapshot needs any more; the rewrite of files a
-tenth deleted goes first (`REWRITE_DELETE_THRESHOLD`), so that the merge takes them too.
+heavy with deletes, and deletes the files no snapshot needs any more.
 
 It runs after every successful `trigg run` into a DuckLake (and on demand, `trigg maintain`),
 under the run's lock, so it never races a load. It never blocks analysts: they read snapshots, and
@@ -23,11 +22,6 @@ import duckdb
 from pipelines.destinations import Warehouse
 from pipelines.warehouse.lake import LAKE_ALIAS, lake_credentials, metadata_schema, open_lake
 
-REWRITE_DELETE_THRESHOLD = 0.1
-"""A data file whose rows are a tenth deleted is rewritten without them. Every merge deletes the
-changed customers' old rows, so every table's files carry deletes after each run; DuckLake's own
-threshold (0.95) rewrites almost none of them, and the newest snapshot's files and delete files
-then grow by about one per table per run. The rewritten files are merged in the same pass."""
 FILE_GRACE = "1 hour"
 """How long a data file no snapshot needs is kept for queries still reading it."""
 METADATA = f"__ducklake_metadata_{LAKE_ALIAS}"
@@ -74,11 +68,6 @@ def maintain(warehouse: Warehouse, retention_hours: float) -> Maintenance:
         _set_option(connection, "expire_older_than", f"{int(retention_hours * 3600)} seconds")
         _set_option(connection, "delete_older_than", FILE_GRACE)
         _set_option(connection, "data_inlining_row_limit", "0")  # see destinations.LAKE_SETTINGS
-        # rewrite first, so that CHECKPOINT's merge of adjacent files also takes the rewritten
-        connection.execute(
-            f"CALL ducklake_rewrite_data_files('{LAKE_ALIAS}',"
-            f" delete_threshold => {REWRITE_DELETE_THRESHOLD})"
-        )
         connection.execute(f"USE {LAKE_ALIAS}")
         connection.execute("CHECKPOINT")
         after = footprint(connection, schema)
