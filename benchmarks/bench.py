@@ -263,7 +263,7 @@ def mb(path: Path) -> float:
     return path.stat().st_size / 2**20
 
 
-def run(sizes: Sizes, keep: bool, out: Path) -> list[Row]:
+def run(sizes: Sizes, keep: bool, out: Path, variants: tuple[str, ...] = VARIANTS) -> list[Row]:
     global FEEDS
     FEEDS = out / "feeds"
     work = out / "work"
@@ -316,7 +316,7 @@ def run(sizes: Sizes, keep: bool, out: Path) -> list[Row]:
         for customers in sizes.variants:
             base = plain.get(customers) or bench.trigg_run(f"plain-{customers}", feed(customers))
             bench.forget(f"plain-{customers}")
-            for variant in VARIANTS:
+            for variant in variants:
                 pii = PII_MODES.get(variant)
                 body = feed(customers) if pii else feed(customers, variant=variant)
                 extra = (
@@ -428,7 +428,15 @@ def main() -> int:
     parser.add_argument("--customers", type=int, help="one size for everything (a smoke test)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses in out/work")
     parser.add_argument("--out", type=Path, default=OUT, help="where bodies and results go")
+    parser.add_argument(
+        "--variants",
+        type=lambda text: tuple(text.split(",")),
+        default=VARIANTS,
+        help=f"the unusual bodies to measure, comma-separated (default: all, {','.join(VARIANTS)})",
+    )
     args = parser.parse_args()
+    if unknown := set(args.variants) - set(VARIANTS):
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     if not GNU_TIME.exists():
         print(
             "This benchmark needs GNU time at /usr/bin/time: apt-get install -y time",
@@ -442,7 +450,7 @@ def main() -> int:
         n = args.customers
         sizes = Sizes((n,), (n,), max(1, n // 4), max(2, n // 2), n)
     compile_bytecode()
-    rows = run(sizes, args.keep, args.out)
+    rows = run(sizes, args.keep, args.out, args.variants)
     print_table(rows)
     results = {"sizes": asdict(sizes), "rows": [asdict(row) for row in rows]}
     (args.out / "results.json").write_text(json.dumps(results, indent=2))

@@ -52,9 +52,18 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["duckdb", "postgres", "ducklake"])
+ON_EVERY_WAREHOUSE = pytest.mark.parametrize(
+    "target", ["duckdb", "postgres", "ducklake"], indirect=True
+)
+"""A test that also runs on a DuckLake (merge semantics, quarantine, views): a lake's run costs
+several times a DuckDB file's, so the rest of the core tests leave it to `test_lake.py` and
+`test_team.py`."""
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
-    """The core correctness and crash tests run against DuckDB, a real PostgreSQL and a DuckLake."""
+    """The core correctness and crash tests run against DuckDB and a real PostgreSQL (and, marked
+    `ON_EVERY_WAREHOUSE`, a DuckLake)."""
     if request.param == "duckdb":
         return duckdb_target(str(tmp_path / "warehouse.duckdb"))
     if request.param == "ducklake":

@@ -39,7 +39,7 @@ def test_a_record_from_the_future_is_loaded_named_and_does_not_move_the_cursor_p
     simulator.store.customers[stamped.data["id"]].updated_at = YEAR_2036
 
     first = run_once(settings, warehouse)
-    simulator.change(8)
+    changed = set(simulator.change(8))  # a customer may be changed twice
     second = run_once(settings, warehouse)
 
     assert first.customers_received == 60  # the record is loaded like any other
@@ -47,7 +47,7 @@ def test_a_record_from_the_future_is_loaded_named_and_does_not_move_the_cursor_p
     assert stamped.data["id"] in warning and "UpdatedAt 2036-01-01T11:00:00+00:00" in warning
     assert first.cursor_after is not None and first.cursor_after <= datetime.now(UTC)
     assert second.since <= format_since(datetime.now(UTC), OSLO)  # asks for now, not 2036
-    assert second.customers_received >= 8
+    assert second.customers_received >= len(changed)
     assert_warehouse_equals_source(warehouse, simulator)
     with duckdb.connect(warehouse, read_only=True) as connection:
         recorded = connection.sql("select warnings from trigg.run_history order by started_at")
@@ -69,7 +69,7 @@ def test_the_cursor_follows_the_responses_date_header_and_a_future_cursor_comes_
     monkeypatch.undo()
     fixed = simulator.store.customers[stamped.data["id"]]
     fixed.updated_at = datetime.now(OSLO).replace(tzinfo=None, microsecond=0)
-    simulator.change(5)
+    changed = {fixed.data["id"], *simulator.change(5)}  # a customer may be changed twice
     repaired = run_once(settings, warehouse)
     after = run_once(settings, warehouse)
 
@@ -77,7 +77,7 @@ def test_the_cursor_follows_the_responses_date_header_and_a_future_cursor_comes_
     assert "the cursor 2036-01-01T11:00:00+00:00 was later than" in repaired.warnings[0]
     assert repaired.cursor_after is not None and repaired.cursor_after <= datetime.now(UTC)
     assert after.since <= format_since(datetime.now(UTC), OSLO)
-    assert after.customers_received >= 6
+    assert after.customers_received >= len(changed)
     assert_warehouse_equals_source(warehouse, simulator)
 
 

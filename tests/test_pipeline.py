@@ -14,6 +14,7 @@ from pipelines.simulator import SHAPES, Fault, TriggSimulator
 from pipelines.trigg.errors import ResponseShapeError
 from pipelines.trigg.settings import TriggSettings
 from pipelines.trigg.timestamps import format_since
+from tests.conftest import ON_EVERY_WAREHOUSE
 from tests.oracle import OSLO, expected_tables, row_counts, warehouse_tables
 from tests.targets import Target
 
@@ -47,6 +48,7 @@ def test_initial_load_holds_every_served_customer_and_child_row(
     assert_warehouse_equals_source(target, simulator)
 
 
+@ON_EVERY_WAREHOUSE
 def test_incremental_run_after_changes_equals_the_simulator_state(
     simulator: TriggSimulator, settings: TriggSettings, target: Target
 ) -> None:

@@ -210,7 +210,7 @@ def test_an_answer_the_fast_path_cannot_read_fails_the_verify_and_changes_nothin
     run_once(settings, warehouse)
     before = warehouse_tables(warehouse)
     odd = simulator.store.snapshot()[0].envelope()
-    odd["data"]["interests"] = [["a list in a list"]]
+    odd["data"]["matrix"] = [["a list in a list"]]  # a shape nobody has seen
     simulator.extra_envelopes.append(odd)
 
     with pytest.raises(VerifyError, match="cannot be compared"):
