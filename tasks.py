@@ -24,6 +24,7 @@ TOOLS = ROOT / ".tools"
 COMMANDS = {
     "demo": ["trigg", "demo"],
     "test": ["pytest"],
+    "test-benchmarks": ["pytest", "-m", "benchmark"],
     "trigg": ["trigg"],
     "docs": ["python", "-m", "pipelines.warehouse.dictionary"],
 }

@@ -56,7 +56,7 @@ from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
 from pipelines.trigg.settings import DATASET_NAME, PIPELINE_NAME, SOURCE_NAME, TriggSettings
 from pipelines.trigg.timestamps import parse_since
 from pipelines.warehouse import after_load
-from pipelines.warehouse.maintenance import Maintenance, maintain
+from pipelines.warehouse.maintenance import Maintenance, maintain_apart
 from pipelines.warehouse.run_history import HISTORY_PIPELINE_SUFFIX, RunRecorder
 from pipelines.warehouse.versions import held_versions
 
@@ -160,7 +160,7 @@ def maintain_lake(warehouse: Warehouse, retention_hours: float) -> Maintenance:
             " (a DuckDB file needs no maintenance); use --destination ducklake"
         )
     with exclusive_run(warehouse):
-        return maintain(warehouse, retention_hours)
+        return maintain_apart(warehouse, retention_hours)
 
 
 def run_once(
@@ -321,7 +321,7 @@ def _maintain_lake(
 ) -> str | None:
     """Keep a DuckLake compact after its load; a failure is a warning: the data is loaded."""
     try:
-        done = maintain(warehouse, settings.lake_retention_hours)
+        done = maintain_apart(warehouse, settings.lake_retention_hours)
     except Exception as failure:
         message = (
             f"the lake's maintenance failed ({redacted(_first_line(failure))});"

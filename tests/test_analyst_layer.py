@@ -16,7 +16,6 @@ from pipelines.runner import run_once
 from pipelines.simulator import Fault, TriggSimulator
 from pipelines.trigg.schema import DUCKDB_TYPES, VIEWS, described_tables
 from pipelines.trigg.settings import TriggSettings
-from tests.conftest import ON_EVERY_WAREHOUSE
 from tests.oracle import CHILD_TABLES, PROMOTION_TABLES, _convert, expected_tables, instant
 from tests.targets import Target
 
@@ -179,7 +178,6 @@ def test_stamp_cards_show_their_completion_ratio(
     assert {ratio for _, _, ratio in expected} & {0.0, 1.0}  # empty and full cards occur
 
 
-@ON_EVERY_WAREHOUSE
 def test_customer_overview_has_one_row_per_customer_with_its_figures(
     simulator: TriggSimulator, settings: TriggSettings, target: Target
 ) -> None:

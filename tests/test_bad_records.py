@@ -14,7 +14,7 @@ from pipelines.runner import run_once
 from pipelines.simulator import Fault, TriggSimulator
 from pipelines.trigg.settings import TriggSettings
 from pipelines.warehouse.status import read_status
-from tests.conftest import ON_EVERY_WAREHOUSE, run_trigg, trigg_env
+from tests.conftest import run_trigg, trigg_env
 from tests.oracle import expected_tables, warehouse_tables
 from tests.targets import Target
 
@@ -163,7 +163,6 @@ def test_new_fields_are_kept_and_named_in_the_summary(
     assert badges == [("EARLY", 2)]
 
 
-@ON_EVERY_WAREHOUSE
 def test_a_bad_record_delivered_again_is_not_quarantined_again(
     simulator: TriggSimulator, settings: TriggSettings, target: Target
 ) -> None:

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.benchmark  # `python3 tasks.py test-benchmarks`, outside the default suite
 
 
 def test_the_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:

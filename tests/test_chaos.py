@@ -31,7 +31,7 @@ from tests.conftest import TRIGG, run_trigg, trigg_env
 from tests.oracle import differences
 from tests.targets import Target, duckdb_target
 
-ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "10"))
+ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "8"))
 SEED = int(os.environ.get("CHAOS_SEED", "20261127"))
 START = datetime(2026, 3, 2, 8, 0)
 """Simulated time starts here (Oslo wall-clock time), far from the machine's own clock."""

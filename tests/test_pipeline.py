@@ -194,6 +194,7 @@ def test_every_envelope_shape_loads_the_same_warehouse(shape: str, warehouse: st
     ],
     ids=["unknown-object", "string", "numbers", "data-string", "html", "truncated"],
 )
+@pytest.mark.parametrize("target", ["duckdb"], indirect=True)  # fails before any load
 def test_a_body_of_unknown_shape_fails_clearly_and_loads_nothing(
     simulator: TriggSimulator, settings: TriggSettings, target: Target, body: bytes
 ) -> None:
