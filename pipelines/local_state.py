@@ -27,6 +27,7 @@ import fcntl
 import os
 import shutil
 from collections.abc import Sequence
+from typing import IO
 
 import dlt
 from dlt.common.pipeline import get_dlt_pipelines_dir
@@ -50,6 +51,17 @@ def _old_warehouse_dir(warehouse: Warehouse) -> str:
     return os.path.join(get_dlt_pipelines_dir(), STATE_FOLDER, warehouse.key)
 
 
+def lock_or_refuse(lock: IO[str], warehouse: Warehouse) -> None:
+    """Take the run lock of `warehouse` on the open file `lock`, or refuse: another run holds it.
+    The OS drops the lock when its process dies (kill -9)."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunInProgress(
+            f"another run is in progress for {warehouse}; this one did nothing"
+        ) from None
+
+
 def move_old_layout(warehouse: Warehouse) -> None:
     """Move the folder an earlier version kept under `pipelines/trigg/` to `warehouse_dir`.
 
@@ -64,12 +76,7 @@ def move_old_layout(warehouse: Warehouse) -> None:
     except FileNotFoundError:
         return  # another run moved it just now
     with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunInProgress(
-                f"another run is in progress for {warehouse}; this one did nothing"
-            ) from None
+        lock_or_refuse(lock, warehouse)
         if os.path.isdir(old) and not os.path.exists(new):
             os.makedirs(os.path.dirname(new), exist_ok=True)
             os.rename(old, new)

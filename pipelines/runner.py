@@ -37,6 +37,7 @@ from pipelines.local_state import (
     describe,
     forget_loaded_packages,
     link_for_dlt_cli,
+    lock_or_refuse,
     move_old_layout,
     warehouse_dir,
 )
@@ -49,7 +50,7 @@ from pipelines.trigg import (
     trigg_source,
 )
 from pipelines.trigg.arrivals import LateArrivals
-from pipelines.trigg.errors import ConfigError, RunInProgress, TriggError, redacted
+from pipelines.trigg.errors import ConfigError, TriggError, redacted
 from pipelines.trigg.events import event
 from pipelines.trigg.replay import Replay
 from pipelines.trigg.schema import REJECTED_TABLE, ROOT_TABLE, described_tables
@@ -140,12 +141,7 @@ def exclusive_run(warehouse: Warehouse) -> Iterator[None]:
     folder = warehouse_dir(warehouse)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, LOCK_FILE), "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunInProgress(
-                f"another run is in progress for {warehouse}; this one did nothing"
-            ) from None
+        lock_or_refuse(lock, warehouse)
         try:
             yield
         finally:
