@@ -311,7 +311,10 @@ def quarantined_rows(warehouse: Path) -> int:
 
 
 def folder_size(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    """Bytes of the files in `folder`; links are not followed (`duckdb_extensions/` links to the
+    installed extension packages, about 107 MB that are not dlt's data)."""
+    files = (path for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+    return sum(path.lstat().st_size for path in files)
 
 
 def database_size(path: Path) -> int:
