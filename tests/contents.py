@@ -159,3 +159,20 @@ def difference(first: Contents, second: Contents) -> dict[str, Any]:
                 "rows": (len(first[table]), len(second[table])),
             }
     return found
+
+
+def setting(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change of an envelope: the field at the dotted `path` (list positions as numbers) set to
+    `value`, or removed when `value` is `KeyError`."""
+
+    def change(envelope: dict[str, Any]) -> None:
+        node: Any = envelope
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+
+    return change

@@ -15,6 +15,7 @@ from pipelines.simulator import Fault, TriggSimulator
 from pipelines.trigg.settings import TriggSettings
 from pipelines.warehouse.status import read_status
 from tests.conftest import run_trigg, trigg_env
+from tests.contents import setting
 from tests.oracle import expected_tables, warehouse_tables
 from tests.targets import Target
 
@@ -34,34 +35,20 @@ def broken_copy(simulator: TriggSimulator, change: Any) -> dict[str, Any]:
     return envelope
 
 
-def _set(path: str, value: Any) -> Any:
-    def change(envelope: dict[str, Any]) -> None:
-        node: Any = envelope
-        *parents, last = path.split(".")
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
-        if value is KeyError:
-            del node[last]
-        else:
-            node[last] = value
-
-    return change
-
-
 BAD_RECORDS = {
-    "no-id": (_set("data.id", KeyError), "has no id"),
-    "empty-id": (_set("data.id", ""), "has no id"),
-    "unparsable-updated-at": (_set("metaData.UpdatedAt", "yesterday-ish"), "metaData.UpdatedAt"),
-    "points-not-a-number": (_set("data.loyalty.points", "lots"), "loyalty__points"),
+    "no-id": (setting("data.id", KeyError), "has no id"),
+    "empty-id": (setting("data.id", ""), "has no id"),
+    "unparsable-updated-at": (setting("metaData.UpdatedAt", "yesterday-ish"), "metaData.UpdatedAt"),
+    "points-not-a-number": (setting("data.loyalty.points", "lots"), "loyalty__points"),
     "card-id-not-an-integer": (
-        _set("data.loyalty.loyaltyCards.0.id", "four"),
+        setting("data.loyalty.loyaltyCards.0.id", "four"),
         "customers__loyalty__loyalty_cards[0].id",
     ),
-    "birth-date-not-a-date": (_set("data.birthDate", "once upon a time"), "birth_date"),
-    "available-not-a-boolean": (_set("data.promotions.0.available", "maybe"), "available"),
-    "zip-an-object": (_set("data.zip", {"code": 150}), "zip"),
+    "birth-date-not-a-date": (setting("data.birthDate", "once upon a time"), "birth_date"),
+    "available-not-a-boolean": (setting("data.promotions.0.available", "maybe"), "available"),
+    "zip-an-object": (setting("data.zip", {"code": 150}), "zip"),
     "redeemed-at-not-a-time": (
-        _set("data.promotions.0.redemptionHistory", [{"storeId": "S1", "redeemDateTime": "?"}]),
+        setting("data.promotions.0.redemptionHistory", [{"storeId": "S1", "redeemDateTime": "?"}]),
         "redeemDateTime",
     ),
 }
@@ -95,7 +82,7 @@ def test_a_bad_record_is_quarantined_and_the_rest_loads(
 def test_quarantined_records_do_not_move_the_cursor(
     simulator: TriggSimulator, settings: TriggSettings, warehouse: str
 ) -> None:
-    broken = broken_copy(simulator, _set("data.loyalty.points", "lots"))
+    broken = broken_copy(simulator, setting("data.loyalty.points", "lots"))
     broken["metaData"]["UpdatedAt"] = "2099-01-01 00:00:00"
     body, good = served_with(simulator, broken)
     simulator.inject(Fault(body=body))
@@ -114,7 +101,7 @@ def test_strict_turns_a_quarantined_record_into_a_failure_that_loads_nothing(
     assert run_trigg("run", env=env, cwd=tmp_path).returncode == 0
     before = warehouse_tables(warehouse)
     simulator.change(5)
-    body, _ = served_with(simulator, broken_copy(simulator, _set("data.id", KeyError)))
+    body, _ = served_with(simulator, broken_copy(simulator, setting("data.id", KeyError)))
     simulator.inject(Fault(body=body))
 
     result = run_trigg("run", "--strict", env=env, cwd=tmp_path)
@@ -131,7 +118,7 @@ def test_strict_turns_a_quarantined_record_into_a_failure_that_loads_nothing(
 def test_without_strict_the_cli_succeeds_and_warns(
     simulator: TriggSimulator, tmp_path: Path
 ) -> None:
-    body, _ = served_with(simulator, broken_copy(simulator, _set("data.id", KeyError)))
+    body, _ = served_with(simulator, broken_copy(simulator, setting("data.id", KeyError)))
     simulator.inject(Fault(body=body))
     result = run_trigg("run", env=trigg_env(simulator, str(tmp_path / "w.duckdb")), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -169,7 +156,7 @@ def test_a_bad_record_delivered_again_is_not_quarantined_again(
     """The lookback delivers a bad record on every run: `customers_rejected` keeps one row per
     distinct record (the first run's), the summary says how many were new, `trigg status`
     counts each once; a record that changed is a new one."""
-    broken = broken_copy(simulator, _set("data.loyalty.points", "lots"))
+    broken = broken_copy(simulator, setting("data.loyalty.points", "lots"))
     simulator.extra_envelopes = [broken, {"data": {"email": "no.id@example.no"}, "metaData": {}}]
     notes, load_ids = [], []
     for _ in range(3):

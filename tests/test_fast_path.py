@@ -30,7 +30,7 @@ from pipelines.trigg import BATCH_SIZE, fast_path
 from pipelines.trigg.events import LOGGER
 from pipelines.trigg.schema import FINGERPRINT
 from pipelines.trigg.settings import TriggSettings
-from tests.contents import columns_of, difference, warehouse_contents
+from tests.contents import columns_of, difference, setting, warehouse_contents
 from tests.oracle import expected_tables, expected_versions, warehouse_tables, warehouse_versions
 from tests.targets import Target, as_target
 
@@ -388,30 +388,16 @@ def test_a_new_list_becomes_a_child_table_merged_like_the_known_ones(
     assert_same_warehouses(fast, reference)
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(envelope: dict[str, Any]) -> None:
-        node: Any = envelope
-        *parents, last = path.split(".")
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node[part]
-        if value is KeyError:
-            del node[last]
-        else:
-            node[last] = value
-
-    return change
-
-
 BAD = [
-    _set("data.id", KeyError),
-    _set("data.id", ""),
-    _set("metaData.UpdatedAt", "yesterday-ish"),
-    _set("data.loyalty.points", "lots"),
-    _set("data.loyalty.loyaltyCards.0.id", "four"),
-    _set("data.birthDate", "once upon a time"),
-    _set("data.promotions.0.available", "maybe"),
-    _set("data.zip", {"code": 150}),
-    _set("data.consents.extendedConsents", [{"id": "C1", "consentDate": "?"}]),
+    setting("data.id", KeyError),
+    setting("data.id", ""),
+    setting("metaData.UpdatedAt", "yesterday-ish"),
+    setting("data.loyalty.points", "lots"),
+    setting("data.loyalty.loyaltyCards.0.id", "four"),
+    setting("data.birthDate", "once upon a time"),
+    setting("data.promotions.0.available", "maybe"),
+    setting("data.zip", {"code": 150}),
+    setting("data.consents.extendedConsents", [{"id": "C1", "consentDate": "?"}]),
 ]
 """Records `validation.problem` or `records.to_customer` quarantines, one of each kind."""
 
